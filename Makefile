@@ -1,0 +1,33 @@
+# Two commands for a newcomer (see README):  make demo   /   make test
+# Both create a local virtualenv (.venv) on first use; later calls reuse it (the stamp file
+# is rebuilt only when setup.cfg, where every version is pinned, changes).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO_DATASET ?= ml_genre
+DEMO_MODELS  ?= EMCDR_MF TMCDR_MF
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=23"
+	# The toolkit, without its unsatisfiable scipy==1.6.0 pin (versions from setup.cfg).
+	$(PY) -m pip install --quiet --no-deps $$($(PY) -c "import configparser; c = configparser.ConfigParser(); c.read('setup.cfg'); print(' '.join(c['recbole_tmcdr.toolkit']['no_deps_requirements'].split()))")
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m recbole_tmcdr.compare --dataset $(DEMO_DATASET) --models $(DEMO_MODELS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info log log_tensorboard saved

