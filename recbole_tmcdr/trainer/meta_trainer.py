@@ -1,0 +1,116 @@
+"""The meta-trainer of TMCDR: a :class:`ColdStartTrainer` whose bridge phase iterates meta-batches.
+
+Everything else (pre-training and its cache, per-phase optimizer, early stopping and best checkpoint on
+the cold VALIDATION users) is inherited; the meta phase differs in exactly one method, :meth:`bridge_loader`.
+"""
+
+import numpy as np
+import torch
+from recbole.data.interaction import Interaction
+
+from recbole_tmcdr.model.tmcdr import QUERY, SUPPORT
+from recbole_tmcdr.registry import register_trainer
+from recbole_tmcdr.trainer.cold_start_trainer import ColdStartTrainer
+
+
+class UserPositives:
+    """Training target positives of each user (CSR layout)."""
+
+    def __init__(self, users, items, num_users):
+        users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
+        order = np.argsort(users, kind='stable')
+        self.items = items[order]
+        self.indptr = np.zeros(num_users + 1, dtype=np.int64)
+        np.add.at(self.indptr, users + 1, 1)
+        np.cumsum(self.indptr, out=self.indptr)
+
+    def of(self, user):
+        return self.items[self.indptr[user]:self.indptr[user + 1]]
+
+
+class MetaTaskLoader:
+    """Meta-batches of Algorithm 1: groups of warm overlapping users, each split into U_a / U_b, with all
+    their training target positives (optionally capped per user) and ``neg_per_pos`` negatives each from
+    RecBole's training sampler. Tasks of a meta-batch are padded to a common size (``*_mask`` marks real
+    samples) so that the model can ``vmap`` over them."""
+
+    def __init__(self, warm_users, positives, sampler, neg_per_pos, group_size, support_fraction,
+                 groups_per_batch, max_positives_per_user=None):
+        self.warm_users = warm_users.cpu()
+        self.positives = positives
+        self.sampler = sampler
+        self.neg_per_pos = neg_per_pos
+        self.group_size = group_size
+        self.support_size = int(round(group_size * support_fraction))
+        if not 1 <= self.support_size < group_size:
+            raise ValueError(
+                f"'meta_support_fraction' x 'meta_group_size' must leave at least one user in each of U_a and "
+                f'U_b; got {support_fraction} x {group_size} -> {self.support_size} support users.')
+        if len(self.warm_users) < group_size:
+            raise ValueError(f"'meta_group_size' ({group_size}) is larger than the number of warm overlapping "
+                             f'users ({len(self.warm_users)}): lower it.')
+        self.groups_per_batch = groups_per_batch
+        self.max_positives = max_positives_per_user
+
+    def __len__(self):
+        n_groups = len(self.warm_users) // self.group_size
+        return (n_groups + self.groups_per_batch - 1) // self.groups_per_batch
+
+    def __iter__(self):
+        order = self.warm_users[torch.randperm(len(self.warm_users))].numpy()
+        n_groups = len(order) // self.group_size  # the last incomplete group waits for the next epoch
+        groups = order[:n_groups * self.group_size].reshape(n_groups, self.group_size)
+        for start in range(0, n_groups, self.groups_per_batch):
+            yield self.meta_batch(groups[start:start + self.groups_per_batch])
+
+    def _phase_samples(self, users):
+        sample_user, pos = [], []
+        for idx, user in enumerate(users):
+            items = self.positives.of(user)
+            if self.max_positives and len(items) > self.max_positives:
+                items = items[torch.randperm(len(items))[:self.max_positives].numpy()]
+            sample_user.append(np.full(len(items), idx, dtype=np.int64))
+            pos.append(items)
+        return np.concatenate(sample_user), np.concatenate(pos)
+
+    def meta_batch(self, groups):
+        fields = {}
+        for phase, phase_users in ((SUPPORT, groups[:, :self.support_size]), (QUERY, groups[:, self.support_size:])):
+            samples = [self._phase_samples(users) for users in phase_users]
+            lengths = [len(pos) for _, pos in samples]
+            all_users = np.concatenate([users[idx] for users, (idx, _) in zip(phase_users, samples)])
+            all_pos = np.concatenate([pos for _, pos in samples])
+            neg = self.sampler.sample_by_user_ids(all_users, all_pos, self.neg_per_pos)
+            neg = torch.as_tensor(neg).view(self.neg_per_pos, -1).T  # RecBole lays out [k, N]
+            n, width = len(groups), max(lengths)
+            sample_user = torch.zeros(n, width, dtype=torch.long)
+            pos = torch.zeros(n, width, dtype=torch.long)
+            negs = torch.zeros(n, width, self.neg_per_pos, dtype=torch.long)
+            mask = torch.zeros(n, width)
+            offset = 0
+            for g, ((idx, items), length) in enumerate(zip(samples, lengths)):
+                sample_user[g, :length] = torch.from_numpy(idx)
+                pos[g, :length] = torch.from_numpy(items)
+                negs[g, :length] = neg[offset:offset + length]
+                mask[g, :length] = 1.0
+                offset += length
+            fields.update({f'{phase}_users': torch.as_tensor(phase_users, dtype=torch.long),
+                           f'{phase}_sample_user': sample_user, f'{phase}_pos': pos,
+                           f'{phase}_neg': negs, f'{phase}_mask': mask})
+        return Interaction(fields)
+
+
+@register_trainer
+class MetaTrainer(ColdStartTrainer):
+    """ColdStartTrainer whose bridge phase is TMCDR's meta stage (Algorithm 1)."""
+
+    def bridge_loader(self, train_data):
+        target_train = train_data.target_dataset.inter_feat
+        positives = UserPositives(target_train[self.model.TARGET_USER_ID].numpy(),
+                                  target_train[self.model.TARGET_ITEM_ID].numpy(), self.model.total_num_users)
+        return MetaTaskLoader(
+            warm_users=self.model.warm_overlap_users, positives=positives,
+            sampler=train_data.target_dataloader.sampler, neg_per_pos=self.model.neg_per_pos,
+            group_size=self.config['meta_group_size'], support_fraction=self.config['meta_support_fraction'],
+            groups_per_batch=self.config['meta_groups_per_batch'],
+            max_positives_per_user=self.config['meta_max_positives_per_user'])
