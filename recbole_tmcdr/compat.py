@@ -9,11 +9,13 @@ Two groups:
 
 - environment: numpy 2 / torch >= 2.6 broke the pinned toolkit (``fix_numpy_removed_aliases``,
   ``fix_torch_load_weights_only``);
-- recbole-cdr 0.1.0 bugs: sampled (``uniN``/``popN``) evaluation reads field names that do not exist in a
-  cross-domain config (``fix_cdr_sampled_eval_loader_fields``, ``fix_cdr_trainer_eval_fields``), and
-  loading a ``.item`` file crashes or misaligns the item features (``fix_cdr_item_set_uses_iid_field``,
-  ``fix_cdr_remap_fields_item_feat``). These patch recbole-cdr's own classes/module names only; recbole's
-  ``Trainer``, ``Collector`` and ``NegSampleEvalDataLoader`` are untouched for single-domain code.
+- recbole-cdr 0.1.0 bugs, each patched on a recbole-cdr class or module name only (recbole's ``Trainer``,
+  ``Collector``, ``Dataset`` and ``NegSampleEvalDataLoader`` are untouched for single-domain code):
+  sampled (``uniN``/``popN``) evaluation reads field names a CDRConfig does not have
+  (``fix_cdr_sampled_eval_loader_fields``, ``fix_cdr_trainer_eval_fields``); a ``.item``/``.user`` file
+  crashes the id remapping or misaligns the feature tables (``fix_cdr_item_set_uses_iid_field``,
+  ``fix_cdr_remap_fields_item_feat``, ``fix_cdr_feat_tables_by_id``); source negatives are drawn from a
+  range shifted by one (``fix_cdr_source_sampler_id_ranges``).
 
 :data:`ORIGINALS` keeps every replaced toolkit object (``'module.Class.attr'`` -> original), so the tests
 can show what the unpatched code does.
@@ -24,7 +26,9 @@ import sys
 import types
 
 import numpy
+import pandas as pd
 import torch
+from recbole.data.dataloader.general_dataloader import NegSampleEvalDataLoader
 
 # numpy 2 removed these aliases of the builtins; RecBole 1.0.1 still uses them (e.g. ``np.float`` in
 # recbole/evaluator/metrics.py, ``np.long`` in recbole/model/layers.py).
@@ -134,7 +138,11 @@ class ConfigWithOverrides:
         return key in self._overrides or key in self._config
 
     def __getattr__(self, name):
-        return getattr(self.__dict__['_config'], name)
+        try:
+            config = self.__dict__['_config']
+        except KeyError:
+            raise AttributeError(name) from None
+        return getattr(config, name)
 
     def __str__(self):
         return str(self._config)
@@ -154,19 +162,13 @@ def _domain_fields(dataset, label_field=None):
 
 # ----- recbole-cdr: sampled evaluation ---------------------------------------------------------------------
 
-def _cross_domain_neg_sample_eval_loader():
-    from recbole.data.dataloader.general_dataloader import NegSampleEvalDataLoader
+class CrossDomainNegSampleEvalDataLoader(NegSampleEvalDataLoader):
+    """recbole's ``NegSampleEvalDataLoader`` taking LABEL_FIELD / NEG_PREFIX from the domain dataset it
+    iterates (``target_label``), not from the top-level config (``None`` in a CDRConfig)."""
 
-    class CrossDomainNegSampleEvalDataLoader(NegSampleEvalDataLoader):
-        """recbole's ``NegSampleEvalDataLoader`` taking LABEL_FIELD / NEG_PREFIX from the domain dataset it
-        iterates (``target_label``), not from the top-level config (``None`` in a CDRConfig)."""
-
-        def _set_neg_sample_args(self, config, dataset, dl_format, neg_sample_args):
-            super()._set_neg_sample_args(ConfigWithOverrides(config, _domain_fields(dataset)), dataset, dl_format,
-                                         neg_sample_args)
-
-    CrossDomainNegSampleEvalDataLoader.__module__ = __name__  # picklable (save_dataloaders) as compat.<name>
-    return CrossDomainNegSampleEvalDataLoader
+    def _set_neg_sample_args(self, config, dataset, dl_format, neg_sample_args):
+        super()._set_neg_sample_args(ConfigWithOverrides(config, _domain_fields(dataset)), dataset, dl_format,
+                                     neg_sample_args)
 
 
 @_once
@@ -177,15 +179,10 @@ def fix_cdr_sampled_eval_loader_fields():
     ``config['LABEL_FIELD']``, so it writes its labels under the key ``None`` and its first batch fails
     (``TypeError: expected Tensor ... but got Interaction`` in ``cat_interactions``); the test loader only works
     by that accident. Only ``recbole_cdr.data.utils`` (its ``get_dataloader``) gets the fixed subclass."""
-    global CrossDomainNegSampleEvalDataLoader
     import recbole_cdr.data.utils  # noqa: F401
     module = sys.modules['recbole_cdr.data.utils']
     _remember(module, 'NegSampleEvalDataLoader', 'recbole_cdr.data.utils.NegSampleEvalDataLoader')
-    CrossDomainNegSampleEvalDataLoader = _cross_domain_neg_sample_eval_loader()
     module.NegSampleEvalDataLoader = CrossDomainNegSampleEvalDataLoader
-
-
-CrossDomainNegSampleEvalDataLoader = None  # set by fix_cdr_sampled_eval_loader_fields
 
 
 def eval_field_overrides(eval_data):
@@ -305,6 +302,66 @@ def fix_cdr_remap_fields_item_feat():
     CrossDomainSingleDataset._remap_fields = _remap_fields
 
 
+def _user_item_feat_preparation(self):
+    """``CrossDomainSingleDataset._user_item_feat_preparation`` laying the user/item feature tables out by
+    id (row ``i`` = id ``i``, ``0`` = padding, up to the domain's largest id), as RecBole's ``join`` indexes
+    them. The toolkit orders the rows by the remap dict's iteration order (a ``ChainMap``: source-only or
+    target-only ids first, ``[PAD]`` last)."""
+    for feat_name, field in (('user_feat', self.uid_field), ('item_feat', self.iid_field)):
+        feat = getattr(self, feat_name)
+        if feat is None:
+            continue
+        by_id = pd.DataFrame({field: numpy.arange(max(self.field2token_id[field].values()) + 1)})
+        setattr(self, feat_name, pd.merge(by_id, feat, on=field, how='left'))
+
+
+@_once
+def fix_cdr_feat_tables_by_id():
+    """recbole-cdr orders a domain's ``user_feat`` / ``item_feat`` rows by its remap ``ChainMap``'s key
+    order, not by id, while RecBole's ``Dataset.join`` reads the row at position ``id``. With a ``.user`` or
+    ``.item`` file loaded, every joined feature belongs to another user/item, and the joined table's own id
+    column overwrites the batch's ids: a sampled evaluation scores other items than it samples, a full
+    ranking evaluates other users' positives. Patched on ``CrossDomainSingleDataset`` only."""
+    from recbole_cdr.data.dataset import CrossDomainSingleDataset
+    _remember(CrossDomainSingleDataset, '_user_item_feat_preparation',
+              'recbole_cdr.data.dataset.CrossDomainSingleDataset._user_item_feat_preparation')
+    CrossDomainSingleDataset._user_item_feat_preparation = _user_item_feat_preparation
+
+
+# ----- recbole-cdr: source-domain negative sampling --------------------------------------------------------
+
+@_once
+def fix_cdr_source_sampler_id_ranges():
+    """``CrossDomainSourceSampler`` takes ``num_overlap_item + 1`` as the end of the overlapping id block, but
+    ``num_overlap_item`` already counts ``[PAD]``: its uniform negatives for the source domain include the
+    first id after the overlap block (a TARGET-only item whenever the target has its own items) and never
+    the first source-only item (same off-by-one for users and for the "user used every item" check).
+    The ranges are recomputed after the toolkit's ``__init__``, on that recbole-cdr class only."""
+    from recbole_cdr.sampler import CrossDomainSourceSampler
+    _remember(CrossDomainSourceSampler, '__init__', 'recbole_cdr.sampler.CrossDomainSourceSampler.__init__')
+    toolkit_init = ORIGINALS['recbole_cdr.sampler.CrossDomainSourceSampler.__init__']
+
+    @functools.wraps(toolkit_init)
+    def __init__(self, *args, **kwargs):
+        toolkit_init(self, *args, **kwargs)
+        # The toolkit stored num_overlap_* + 1; num_overlap_* (which includes [PAD]) is where the block ends.
+        self.overlapped_item_num -= 1
+        self.overlapped_user_num -= 1
+        self.item_num = self.overlapped_item_num + self.source_only_item_num
+        self.item_id_list = numpy.concatenate([
+            numpy.arange(1, self.overlapped_item_num),
+            numpy.arange(self.overlapped_item_num + self.target_only_item_num, self.total_item_num)])
+        self.user_id_list = numpy.concatenate([
+            numpy.arange(1, self.overlapped_user_num),
+            numpy.arange(self.overlapped_user_num + self.target_only_user_num, self.total_user_num)])
+        used = self.used_ids.values() if isinstance(self.used_ids, dict) else [self.used_ids]
+        if any(len(items) + 1 == self.item_num for phase_used in used for items in phase_used):
+            raise ValueError('Some users have interacted with all source items, which we can not sample negative '
+                             'items for them. Please set `user_inter_num_interval` to filter those users.')
+
+    CrossDomainSourceSampler.__init__ = __init__
+
+
 FIXES = [
     fix_numpy_removed_aliases,
     fix_torch_load_weights_only,
@@ -312,6 +369,8 @@ FIXES = [
     fix_cdr_trainer_eval_fields,
     fix_cdr_item_set_uses_iid_field,
     fix_cdr_remap_fields_item_feat,
+    fix_cdr_feat_tables_by_id,
+    fix_cdr_source_sampler_id_ranges,
 ]
 
 
