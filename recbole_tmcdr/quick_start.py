@@ -2,7 +2,7 @@
 
 It runs the same steps as ``recbole_cdr.quick_start.run_recbole_cdr`` (config, data, model, trainer,
 fit, evaluate) and returns the same dict, with two additions: ``split_stats`` (the cold split's counts)
-and, when ``kshot`` is set, ``kshot_results``.
+and, when ``kshot`` is set (e.g. ``[0, 1, 3, 5, 10]``), ``kshot_results``: metrics per K.
 """
 
 from logging import getLogger
@@ -12,6 +12,7 @@ from recbole_cdr.config import CDRConfig
 from recbole_cdr.data import create_dataset, data_preparation
 
 from recbole_tmcdr.config import dataset_config_file
+from recbole_tmcdr.kshot import evaluate_kshot
 from recbole_tmcdr.registry import get_model, get_trainer
 
 
@@ -52,10 +53,16 @@ def run_recbole_cdr(model=None, dataset=None, config_file_list=None, config_dict
 
     logger.info(set_color('best valid ', 'yellow') + f': {best_valid_result}')
     logger.info(set_color('test result', 'yellow') + f': {test_result}')
+    extra = {}
+    if config['kshot']:
+        extra['kshot_results'] = evaluate_kshot(trainer, test_data, ks=config['kshot'])
+        for k, metrics in extra['kshot_results'].items():
+            logger.info(set_color(f'K-shot K={k}', 'yellow') + f': {metrics}')
     return {
         'best_valid_score': best_valid_score,
         'valid_score_bigger': config['valid_metric_bigger'],
         'best_valid_result': best_valid_result,
         'test_result': test_result,
         'split_stats': config['scenario_stats'],
+        **extra,
     }

@@ -44,6 +44,12 @@ class ColdStartRecommender(CrossDomainRecommender):
         """Parameters trained in ``phase`` (each phase gets its own optimizer over exactly these)."""
         return []
 
+    def kshot_full_scores(self, users, support_items):
+        """Scores (B, n_target_items) of cold users given K revealed target items each (a list of tensors).
+        Default: the support is not used (only masked from the ranking by the caller)."""
+        from recbole.data.interaction import Interaction
+        return self.full_sort_predict(Interaction({self.TARGET_USER_ID: users})).view(len(users), -1)
+
     def pretrained_modules(self, phase):
         """Modules whose weights a pre-training phase produces (cached on disk, keyed by their config)."""
         return {}

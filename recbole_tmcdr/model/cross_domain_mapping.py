@@ -60,7 +60,7 @@ class CrossDomainMappingRecommender(ColdStartRecommender):
 
     def map_users(self, user_ids):
         """Target-space representation of (cold) users from their source embedding: f(u^s)."""
-        return self.bridge(self.source_user_vectors(user_ids))
+        return self.base_model.constrain(self.bridge(self.source_user_vectors(user_ids)))
 
     def bridge_loss(self, interaction):
         raise NotImplementedError
@@ -140,3 +140,11 @@ class CrossDomainMappingRecommender(ColdStartRecommender):
     def full_sort_predict(self, interaction):
         users = interaction[self.TARGET_USER_ID]
         return self.base_model.full_scores(self.map_users(users), self.target_item_table()).view(-1)
+
+    def kshot_user_representation(self, users, support_items):
+        """Representation of cold users who revealed K target items; the bridge alone ignores them."""
+        return self.map_users(users)
+
+    def kshot_full_scores(self, users, support_items):
+        return self.base_model.full_scores(self.kshot_user_representation(users, support_items),
+                                           self.target_item_table())

@@ -110,3 +110,22 @@ class TMCDR(CrossDomainMappingRecommender):
 
     def bridge_loss(self, interaction):
         return self.meta_loss(interaction)
+
+    # ----- test-time adaptation (beyond the paper): adapt theta on a cold user's K revealed items
+    def kshot_user_representation(self, users, support_items):
+        n_shots = len(support_items[0]) if len(support_items) else 0
+        if self.test_adapt_steps == 0 or n_shots == 0:
+            return self.map_users(users)  # the paper's f_theta(u^s)
+        device = users.device
+        pos = torch.stack(list(support_items)).to(device)                                   # (B, K)
+        neg = torch.randint(1, self.target_num_items, (*pos.shape, self.neg_per_pos), device=device)
+        # one task per user: U = {the user}, its K support positives with sampled negatives
+        support = (self.source_user_vectors(users).unsqueeze(1), torch.zeros_like(pos),
+                   self.target_item_vectors(pos), self.target_item_vectors(neg), torch.ones(pos.shape, device=device))
+        params = {name: p.detach() for name, p in self.meta_parameters().items()}
+
+        def adapted_representation(params, task):
+            adapted = self.adapt(params, task, self.test_adapt_steps)
+            return self.base_model.constrain(functional_call(self.bridge, adapted, (task[0],)))[0]
+
+        return vmap(adapted_representation, in_dims=(None, 0))(params, support)

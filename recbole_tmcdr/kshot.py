@@ -1,0 +1,66 @@
+"""K-shot warm-up evaluation of cold test users (beyond the paper).
+
+For each K, every cold test user with at least K+1 target interactions reveals the first K of them (by
+timestamp when the scenario has one, else in an order shuffled with the seed) as SUPPORT; the model scores
+all target items (a model may use the support, e.g. TMCDR's test-time adaptation), the support items are
+masked like history, and RecBole's evaluator scores the remaining interactions. Users with fewer than K+1
+interactions are left out of that K and counted.
+"""
+
+from collections import OrderedDict
+
+import numpy as np
+import torch
+
+DEFAULT_KS = (0, 1, 3, 5, 10)
+
+
+def per_user_rows(users, items, shuffle_seed=None):
+    """{user: items in file order} (file order is time order when the scenario has timestamps)."""
+    order = np.argsort(users, kind='stable')
+    users, items = users[order], items[order]
+    boundaries = np.flatnonzero(np.diff(users)) + 1
+    grouped = {}
+    rng = np.random.default_rng(shuffle_seed) if shuffle_seed is not None else None
+    for user_items, user in zip(np.split(items, boundaries), users[np.r_[0, boundaries]] if len(users) else []):
+        if rng is not None:
+            user_items = rng.permutation(user_items)
+        grouped[int(user)] = user_items
+    return grouped
+
+
+@torch.no_grad()
+def evaluate_kshot(trainer, test_data, ks=DEFAULT_KS, batch_users=256):
+    """Metrics per K on the cold test users: {K: {metric: value, 'n_users': .., 'n_excluded': ..}}."""
+    model, config = trainer.model, trainer.config
+    model.eval()
+    dataset = test_data.dataset
+    has_time = bool((config['scenario_stats'] or {}).get('target_has_timestamp'))
+    rows = per_user_rows(dataset.inter_feat[dataset.uid_field].numpy(), dataset.inter_feat[dataset.iid_field].numpy(),
+                         shuffle_seed=None if has_time else config['seed'])
+    n_items = dataset.item_num
+    results = OrderedDict()
+    for k in ks:
+        users = [u for u, items in rows.items() if len(items) >= k + 1]
+        for start in range(0, len(users), batch_users):
+            batch = users[start:start + batch_users]
+            support = [torch.as_tensor(rows[u][:k], dtype=torch.long) for u in batch]
+            scores = model.kshot_full_scores(torch.as_tensor(batch, device=config['device']), support).float()
+            scores[:, 0] = -np.inf  # padding item
+            positive_u, positive_i = [], []
+            for row, (user, items) in enumerate(zip(batch, support)):
+                scores[row, items] = -np.inf
+                query = rows[user][k:]
+                positive_u.append(np.full(len(query), row))
+                positive_i.append(query)
+            trainer.eval_collector.eval_batch_collect(
+                scores, None, torch.as_tensor(np.concatenate(positive_u)), torch.as_tensor(np.concatenate(positive_i)))
+        if not users:
+            results[k] = {'n_users': 0, 'n_excluded': len(rows)}
+            continue
+        trainer.eval_collector.model_collect(model)
+        metrics = trainer.evaluator.evaluate(trainer.eval_collector.get_data_struct())
+        results[k] = {**{name: float(v) for name, v in metrics.items()},
+                      'n_users': len(users), 'n_excluded': len(rows) - len(users)}
+        assert scores.shape[1] == n_items
+    return results

@@ -1,0 +1,44 @@
+"""K-shot warm-up evaluation: support masking, exclusion counts, test-time adaptation."""
+
+import numpy as np
+import torch
+
+from recbole_tmcdr import run_recbole_cdr
+from recbole_tmcdr.kshot import per_user_rows
+
+from conftest import fast_config
+
+PHASES = ["SOURCE:3", "TARGET:3", "OVERLAP:3"]
+
+
+def test_per_user_rows_keeps_file_order_and_can_shuffle():
+    users = np.array([2, 1, 2, 1, 2])
+    items = np.array([10, 20, 11, 21, 12])
+    assert {u: list(v) for u, v in per_user_rows(users, items).items()} == {1: [20, 21], 2: [10, 11, 12]}
+    shuffled = per_user_rows(users, items, shuffle_seed=0)
+    assert sorted(shuffled[2]) == [10, 11, 12]
+
+
+def test_kshot_results_per_k_with_exclusions(tiny_scenario):
+    # every synthetic user has exactly 8 target interactions: K=10 excludes them all
+    result = run_recbole_cdr(model='EMCDR_MF', config_file_list=[tiny_scenario], saved=False,
+                             config_dict=fast_config(train_epochs=PHASES, kshot=[0, 3, 10]))
+    kshot = result['kshot_results']
+    assert list(kshot) == [0, 3, 10]
+    n_test = result['split_stats']['n_cold_test']
+    assert kshot[0]['n_users'] == n_test and kshot[0]['n_excluded'] == 0
+    assert kshot[0]['uauc'] == result['test_result']['uauc']  # K=0 is the plain cold test evaluation
+    assert kshot[3]['n_users'] == n_test
+    assert kshot[10] == {'n_users': 0, 'n_excluded': n_test}
+
+
+def test_tmcdr_test_time_adaptation_uses_the_support(pipeline):
+    run = pipeline('TMCDR_MF', train_epochs=PHASES, meta_group_size=8, meta_test_adapt_steps=2, meta_inner_lr=0.5)
+    run.fit()
+    model = run.model
+    users = model.warm_overlap_users[:4]
+    support = [torch.tensor([1, 2, 3])] * 4
+    adapted = model.kshot_user_representation(users, support)
+    assert not torch.allclose(adapted, model.map_users(users))
+    model.test_adapt_steps = 0
+    assert torch.equal(model.kshot_user_representation(users, support), model.map_users(users))
