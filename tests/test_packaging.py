@@ -1,0 +1,80 @@
+"""The wheel carries the plugin's resources: installed from it (not from the checkout), ``properties/`` and
+``dataset_configs/`` resolve inside the installed package.
+
+The wheel is built from a copy of the project files in a temporary directory, so the test writes nothing
+(``build/``, ``*.egg-info``) into the checkout that other runs may be using.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+# Everything setup.cfg / pyproject.toml build from (README.md / MANIFEST.in only if present).
+PROJECT_FILES = ['setup.cfg', 'pyproject.toml', 'setup.py', 'README.md', 'MANIFEST.in', 'LICENSE']
+PROJECT_DIRS = ['recbole_tmcdr', 'properties', 'dataset_configs']
+
+
+def _run(args, **kwargs):
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120, **kwargs)
+    assert out.returncode == 0, f'{args}\nstdout:\n{out.stdout[-3000:]}\nstderr:\n{out.stderr[-3000:]}'
+    return out.stdout
+
+
+def test_wheel_installs_resources_inside_the_package(tmp_path):
+    source = tmp_path / 'src'
+    source.mkdir()
+    for name in PROJECT_FILES:
+        if (PROJECT / name).is_file():
+            shutil.copy2(PROJECT / name, source / name)
+    ignore = shutil.ignore_patterns('__pycache__', '*.pyc', '*.egg-info')
+    for name in PROJECT_DIRS:
+        shutil.copytree(PROJECT / name, source / name, ignore=ignore)
+
+    wheels = tmp_path / 'wheels'
+    _run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '--no-cache-dir', '-q',
+          '-w', str(wheels), str(source)], cwd=tmp_path)
+    (wheel,) = wheels.glob('recbole_tmcdr-*.whl')
+    target = tmp_path / 'installed'
+    _run([sys.executable, '-m', 'pip', 'install', '--no-deps', '--no-cache-dir', '-q', '--target', str(target),
+          str(wheel)], cwd=tmp_path)
+
+    # A fresh interpreter in an unrelated directory: PYTHONPATH puts the installed copy before the editable
+    # install of the checkout (whose finder is appended to sys.meta_path, after the path-based finder).
+    script = textwrap.dedent('''
+        import json
+        import recbole_tmcdr
+        from recbole_tmcdr import config
+        print(json.dumps({
+            'package': recbole_tmcdr.__file__,
+            'properties': str(config.resource_dir('properties')),
+            'dataset_configs': str(config.resource_dir('dataset_configs')),
+            'yaml': [str(f) for f in config.plugin_yaml_files('EMCDR_MF')],
+            'datasets': config.dataset_names(),
+            'ml_genre': config.dataset_config_file('ml_genre'),
+        }))
+    ''')
+    workdir = tmp_path / 'elsewhere'
+    workdir.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(target))
+    found = json.loads(_run([sys.executable, '-c', script], cwd=workdir, env=env).strip().splitlines()[-1])
+
+    package = (target / 'recbole_tmcdr').resolve()
+    assert Path(found['package']).resolve().parent == package
+    assert Path(found['properties']).resolve() == package / 'properties'
+    assert Path(found['dataset_configs']).resolve() == package / 'dataset_configs'
+    yaml_files = [Path(f).resolve() for f in found['yaml']]
+    assert [f.relative_to(package).as_posix() for f in yaml_files] == [
+        'properties/overall.yaml', 'properties/model/EMCDR.yaml', 'properties/model/EMCDR_MF.yaml']
+    assert Path(found['ml_genre']).resolve() == package / 'dataset_configs' / 'ml_genre.yaml'
+    # Every resource of the checkout made it into the wheel.
+    assert found['datasets'] == sorted(p.stem for p in (PROJECT / 'dataset_configs').glob('*.yaml'))
+    checkout_yaml = sorted(p.relative_to(PROJECT / 'properties').as_posix()
+                           for p in (PROJECT / 'properties').rglob('*.yaml'))
+    installed_yaml = sorted(p.relative_to(package / 'properties').as_posix()
+                            for p in (package / 'properties').rglob('*.yaml'))
+    assert installed_yaml == checkout_yaml
