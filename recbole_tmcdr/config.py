@@ -9,8 +9,12 @@ atomic files with the cold-start split before the toolkit resolves its data path
 domains then point at those files (target: ``benchmark_filename: [train, valid, test]``).
 """
 
+import ast
 import os
+import re
 from pathlib import Path
+
+import yaml
 
 from recbole_tmcdr.registry import MODELS, RegistryError, model_yaml_names
 from recbole_tmcdr.validation import validate
@@ -101,9 +105,40 @@ def apply_scenario(final_config_dict):
     return prepared
 
 
+class SafeConfigLoader(yaml.SafeLoader):
+    """RecBole's YAML loader is ``yaml.FullLoader`` (which it also mutates globally); the plugin's configs
+    are read with a SafeLoader subclass that understands the same float syntax (``1e-3``)."""
+
+
+SafeConfigLoader.add_implicit_resolver(
+    'tag:yaml.org,2002:float',
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                   |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                   |\.[0-9_]+(?:[eE][-+][0-9]+)?
+                   |[-+]?\.(?:inf|Inf|INF)
+                   |\.(?:nan|NaN|NAN))$""", re.X),
+    list('-+0123456789.'))
+
+
+def convert_string_values(config_dict):
+    """Read string values of ``config_dict`` / command line as Python literals (RecBole ``eval()``s them,
+    which would run arbitrary code from the command line); anything else stays a string."""
+    for key, value in config_dict.items():
+        if not isinstance(value, str):
+            continue
+        try:
+            config_dict[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            config_dict[key] = {'true': True, 'false': False}.get(value.lower(), value)
+    return config_dict
+
+
 def install_config_hooks():
-    """Wrap two ``CDRConfig`` steps: internal YAML loading and the cross-domain data path check."""
+    """Wrap ``CDRConfig``: internal YAML loading, the cross-domain data path check, and safe parsing."""
     from recbole_cdr.config.configurator import CDRConfig
+
+    CDRConfig._build_yaml_loader = lambda self: SafeConfigLoader
+    CDRConfig._convert_config_dict = lambda self, config_dict: convert_string_values(config_dict)
 
     load_toolkit_yaml = CDRConfig._load_internal_config_dict
     check_cross_domain = CDRConfig._check_cross_domain
@@ -120,7 +155,7 @@ def install_config_hooks():
             model_class = MODELS.get(self.model)
             owners = {cls.__name__ for cls in model_class.__mro__}
             user_keys = [k for k in self.external_config_dict if k not in ('source_domain', 'target_domain')]
-            validate(self.final_config_dict, self.model, owners, user_keys=user_keys,
+            validate(self.final_config_dict, model_class.__name__, owners, user_keys=user_keys,
                      internal_keys=self.internal_config_dict)
             # Plugin models evaluate on the target domain only; RecBole-CDR would otherwise hold out 20%
             # of the SOURCE interactions (also the cold users') as a source validation set.

@@ -26,7 +26,7 @@ class Rule:
     requirement: str = ''                       # how the condition reads, e.g. '> 0'
     choices: Optional[Tuple] = None
     nullable: bool = False
-    owner: str = 'recbole-tmcdr'                # model family the key belongs to (for the message)
+    owner: str = 'recbole-tmcdr'                # class (in the model's MRO) whose models read the key
 
     def accepts(self, value):
         if value is None:
@@ -68,6 +68,8 @@ def list_of_non_negative_ints(v):
 
 
 BASE_MODEL_NAMES = ('MF', 'BPR', 'ListRankMF', 'CML')
+MAPPING = 'CrossDomainMappingRecommender'  # the shared base of every source->target bridge model
+GLOBAL = 'recbole-tmcdr'
 
 RULES = {
     # protocol and data
@@ -78,18 +80,19 @@ RULES = {
     'kshot': Rule('list', list_of_non_negative_ints, 'of integers >= 0', nullable=True),
     'scenario': Rule('dict', lambda v: 'type' in v, "with a 'type' key", nullable=True),
     # shared training keys
-    'embedding_size': Rule('int', positive, '> 0'),
-    'pretrain_learning_rate': Rule('float', positive, '> 0'),
+    'embedding_size': Rule('int', positive, '> 0', owner=MAPPING),
+    'pretrain_learning_rate': Rule('float', positive, '> 0', owner=MAPPING),
     'learning_rate': Rule('float', positive, '> 0'),
-    'embedding_reg_weight': Rule('float', non_negative, '>= 0'),
-    'pretrain_stopping_tol': Rule('float', non_negative, '>= 0'),
-    'force_pretrain': Rule('bool'),
-    'pretrain_users': Rule('str', choices=('all', 'overlap')),
-    'base_model': Rule('str', choices=BASE_MODEL_NAMES),
-    'cml_margin': Rule('float', positive, '> 0'),
-    'mapping_layers': Rule('list', lambda v: all(isinstance(h, int) and h > 0 for h in v), 'of positive integers'),
-    'mapping_activation': Rule('str', choices=('tanh', 'relu', 'sigmoid')),
-    'mapping_batch_size': Rule('int', positive, '> 0'),
+    'embedding_reg_weight': Rule('float', non_negative, '>= 0', owner=MAPPING),
+    'pretrain_stopping_tol': Rule('float', non_negative, '>= 0', owner=MAPPING),
+    'force_pretrain': Rule('bool', owner=MAPPING),
+    'pretrain_users': Rule('str', choices=('all', 'overlap'), owner=MAPPING),
+    'base_model': Rule('str', choices=BASE_MODEL_NAMES, owner=MAPPING),
+    'cml_margin': Rule('float', positive, '> 0', owner=MAPPING),
+    'mapping_layers': Rule('list', lambda v: all(isinstance(h, int) and h > 0 for h in v), 'of positive integers',
+                           owner=MAPPING),
+    'mapping_activation': Rule('str', choices=('tanh', 'relu', 'sigmoid'), owner=MAPPING),
+    'mapping_batch_size': Rule('int', positive, '> 0', owner=MAPPING),
     # TMCDR
     'meta_inner_lr': Rule('float', non_negative, '>= 0', owner='TMCDR'),
     'meta_inner_steps': Rule('int', non_negative, '>= 0', owner='TMCDR'),
@@ -122,17 +125,16 @@ def known_keys(internal_keys=()):
     return recbole_keys | set(RULES) | OTHER_KNOWN_KEYS | set(internal_keys)
 
 
-def validate(final_config, model_name, owner_names, user_keys=(), internal_keys=()):
-    """Check every plugin key relevant to ``model_name`` (its families in ``owner_names``); warn about
-    user-written keys that look like misspelt plugin keys."""
+def validate(final_config, model_family, owner_names, user_keys=(), internal_keys=()):
+    """Check every plugin key read by a model of class ``model_family`` (whose MRO class names are
+    ``owner_names``); warn about user-written keys that look like misspelt plugin keys."""
     for key, rule in RULES.items():
-        if rule.owner != 'recbole-tmcdr' and rule.owner not in owner_names:
+        if rule.owner != GLOBAL and rule.owner not in owner_names:
             continue
         value = final_config.get(key)
-        if key not in final_config and rule.owner != 'recbole-tmcdr':
-            continue
         if not rule.accepts(value):
-            raise ConfigError(f"The '{key}' parameter of {rule.owner} must be {rule.describe()}. Got {value!r} instead.")
+            who = GLOBAL if rule.owner == GLOBAL else model_family
+            raise ConfigError(f"The '{key}' parameter of {who} must be {rule.describe()}. Got {value!r} instead.")
     known = known_keys(internal_keys)
     logger = getLogger()
     for key in user_keys:

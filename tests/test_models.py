@@ -136,3 +136,10 @@ def test_mfori_pretrains_on_overlapping_users_only(pipeline):
         changed = (before[table] != run.model.state_dict()[table]).any(dim=1)
         assert not changed[n_overlap:].any(), f'{table}: a non-overlapping user was trained'
         assert changed[1:n_overlap].any()
+
+
+def test_non_finite_loss_names_phase_epoch_step_and_learning_rate(pipeline):
+    run = pipeline('EMCDR_MF', train_epochs=PHASES, learning_rate=0.003)
+    run.model.bridge_loss = lambda interaction: torch.tensor(float('nan'), requires_grad=True)
+    with pytest.raises(FloatingPointError, match=r'phase OVERLAP, epoch 0, step 1, learning rate 0.003'):
+        run.fit()

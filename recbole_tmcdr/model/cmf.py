@@ -19,6 +19,9 @@ from torch import nn
 from recbole_tmcdr.model.merged_cf import MergedCF
 from recbole_tmcdr.phases import Phase
 from recbole_tmcdr.registry import register_model
+from recbole_tmcdr.validation import Rule, register_rules
+
+register_rules({'cmf_alpha': Rule('float', lambda v: 0 <= v <= 1, 'in [0, 1]', owner='CMF')})
 
 
 @register_model('CMF')

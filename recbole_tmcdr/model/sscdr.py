@@ -33,6 +33,12 @@ from recbole_tmcdr.model.emcdr import EMCDR
 from recbole_tmcdr.model.cold_start_recommender import WARM_USER_FIELD
 from recbole_tmcdr.phases import Phase
 from recbole_tmcdr.registry import register_model
+from recbole_tmcdr.validation import Rule, non_negative, register_rules
+
+register_rules({
+    'sscdr_unsup_weight': Rule('float', non_negative, '>= 0', owner='SSCDR'),
+    'sscdr_hops': Rule('int', non_negative, '>= 0', owner='SSCDR'),
+})
 
 
 def csr_adjacency(rows, cols, num_rows):

@@ -51,16 +51,7 @@ class TMCDR(CrossDomainMappingRecommender):
         self.inner_steps = config['meta_inner_steps']
         self.first_order = config['meta_first_order']
         self.test_adapt_steps = config['meta_test_adapt_steps']
-        try:
-            self.reduction = LossReduction(config['meta_loss_reduction'])
-        except ValueError:
-            raise ValueError(f"The 'meta_loss_reduction' parameter of TMCDR must be one of "
-                             f"{[r.value for r in LossReduction]}. Got {config['meta_loss_reduction']!r} instead.")
-        if not (isinstance(self.inner_lr, (int, float)) and self.inner_lr >= 0):
-            raise ValueError(f"The 'meta_inner_lr' parameter of TMCDR must be a float >= 0. Got {self.inner_lr!r} instead.")
-        if not (isinstance(self.inner_steps, int) and self.inner_steps >= 0):
-            raise ValueError(f"The 'meta_inner_steps' parameter of TMCDR must be an int >= 0. "
-                             f'Got {self.inner_steps!r} instead.')
+        self.reduction = LossReduction(config['meta_loss_reduction'])  # values checked at start-up
 
     # ----- the task loss: the base model's own loss with f_theta(u^s) as user embedding
     def task_loss(self, params, user_vecs, sample_user, pos_vecs, neg_vecs, mask):

@@ -66,6 +66,20 @@ class ColdStartTrainer(CrossDomainTrainer):
         return torch.optim.Adam(params, lr=kwargs.pop('learning_rate', self.learning_rate),
                                 weight_decay=kwargs.pop('weight_decay', self.weight_decay), fused=True)
 
+    # ----- numerical guard: name where it happened
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        self.current_epoch, self.current_step = epoch_idx, 0
+        return super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+
+    def _check_nan(self, loss):
+        self.current_step += 1
+        if not torch.isfinite(loss).all():
+            learning_rate = self.optimizer.param_groups[0]['lr']
+            raise FloatingPointError(
+                f'Non-finite training loss ({loss.item()}) in phase {self.model.phase.value}, epoch '
+                f'{self.current_epoch}, step {self.current_step}, learning rate {learning_rate}. Lower the learning '
+                "rate (or 'meta_inner_lr' with meta_loss_reduction: sum), or set clip_grad_norm.")
+
     # ----- phase walk
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         for phase_idx, mode in enumerate(self.train_modes):
