@@ -100,6 +100,7 @@ def apply_scenario(final_config_dict):
     final_config_dict['source_domain'].update(dataset=prepared.source_dataset, data_path=prepared.data_path)
     final_config_dict['target_domain'].update(dataset=prepared.target_dataset, data_path=prepared.data_path,
                                               benchmark_filename=list(TARGET_SPLIT_FILES))
+    check_data_against_config(prepared.stats, final_config_dict)
     final_config_dict['scenario_stats'] = dict(prepared.stats)
     final_config_dict['scenario_cache_key'] = prepared.cache_key
     return prepared
@@ -131,6 +132,28 @@ def convert_string_values(config_dict):
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             config_dict[key] = {'true': True, 'false': False}.get(value.lower(), value)
     return config_dict
+
+
+def check_data_against_config(stats, final_config_dict):
+    """Settings that the prepared data cannot satisfy are errors naming the keys, before any training."""
+    from recbole_tmcdr.data import ScenarioDataError
+    from recbole_tmcdr.validation import ConfigError
+    for domain, items, busiest in (('source', stats['n_source_items'], stats['source_max_items_per_user']),
+                                   ('target', stats['n_target_items'], stats['target_train_max_items_per_user'])):
+        if busiest >= items:
+            raise ScenarioDataError(
+                f'A {domain} training user has interacted with all {items} {domain} items, so no negative item can '
+                'be sampled for them. Remove such users from the data or add items to the domain.')
+    topk = final_config_dict.get('topk') or []
+    topk = [topk] if isinstance(topk, int) else topk
+    if topk and max(topk) > stats['n_target_items']:
+        raise ConfigError(f"The 'topk' parameter ({max(topk)}) exceeds the {stats['n_target_items']} target items of "
+                          'this scenario. Lower topk.')
+    kshot = final_config_dict.get('kshot') or []
+    longest = stats['target_rows_per_cold_user_max']
+    if kshot and max(kshot) >= longest:
+        raise ConfigError(f"The 'kshot' parameter asks for K={max(kshot)}, but no cold test user has more than "
+                          f'{longest} target interactions (K-shot needs K+1). Use smaller K values.')
 
 
 def install_config_hooks():

@@ -1,10 +1,12 @@
 """K-shot warm-up evaluation: support masking, exclusion counts, test-time adaptation."""
 
 import numpy as np
+import pytest
 import torch
 
 from recbole_tmcdr import run_recbole_cdr
 from recbole_tmcdr.kshot import per_user_rows
+from recbole_tmcdr.validation import ConfigError
 
 from conftest import fast_config
 
@@ -20,16 +22,21 @@ def test_per_user_rows_keeps_file_order_and_can_shuffle():
 
 
 def test_kshot_results_per_k_with_exclusions(tiny_scenario):
-    # every synthetic user has exactly 8 target interactions: K=10 excludes them all
+    # every synthetic user has exactly 8 target interactions
     result = run_recbole_cdr(model='EMCDR_MF', config_file_list=[tiny_scenario], saved=False,
-                             config_dict=fast_config(train_epochs=PHASES, kshot=[0, 3, 10]))
+                             config_dict=fast_config(train_epochs=PHASES, kshot=[0, 3, 7]))
     kshot = result['kshot_results']
-    assert list(kshot) == [0, 3, 10]
+    assert list(kshot) == [0, 3, 7]
     n_test = result['split_stats']['n_cold_test']
     assert kshot[0]['n_users'] == n_test and kshot[0]['n_excluded'] == 0
     assert kshot[0]['uauc'] == result['test_result']['uauc']  # K=0 is the plain cold test evaluation
     assert kshot[3]['n_users'] == n_test
-    assert kshot[10] == {'n_users': 0, 'n_excluded': n_test}
+    assert kshot[7]['n_users'] == n_test  # K=7 leaves one query interaction per user
+
+
+def test_kshot_larger_than_every_history_is_an_error(tiny_scenario):
+    with pytest.raises(ConfigError, match="The 'kshot' parameter asks for K=10, but no cold test user has more than 8"):
+        run_recbole_cdr(model='TargetPop', config_file_list=[tiny_scenario], config_dict=fast_config(kshot=[0, 10]))
 
 
 def test_tmcdr_test_time_adaptation_uses_the_support(pipeline):

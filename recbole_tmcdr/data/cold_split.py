@@ -124,6 +124,11 @@ def make_cold_split(source_df: pd.DataFrame, target_df: pd.DataFrame, cold_user_
         'target_items_only_cold': len(cold_items - train_items),
         'target_rows_per_cold_user_min': int(per_user.min()),
         'target_rows_per_cold_user_median': float(per_user.median()),
+        'target_rows_per_cold_user_max': int(per_user.max()),
+        # negative sampling needs, for every training user, an item they have not interacted with
+        'source_max_items_per_user': int(source_df.groupby('user')['item'].nunique().max()),
+        'target_train_max_items_per_user': int(target_train.groupby('user')['item'].nunique().max())
+        if len(target_train) else 0,
         'source_rows_cold_users': int(source_df['user'].isin(cold).sum()),
         'source_has_timestamp': bool(source_df['timestamp'].notna().any()),
         'target_has_timestamp': bool(target_df['timestamp'].notna().any()),

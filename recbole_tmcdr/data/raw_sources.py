@@ -31,7 +31,7 @@ import pandas as pd
 logger = logging.getLogger(__name__)
 
 # Bump whenever the output of a converter changes for the same input: it is part of the cache key.
-CONVERTER_VERSION = '1'
+CONVERTER_VERSION = '2'
 
 RAW_DATA_PATH_HINT = (
     'Set `raw_data_path` in the config (command line: --raw_data_path=/path/to/data) to the directory '

@@ -11,6 +11,7 @@ from recbole.utils import InputType
 
 from recbole_cdr.model.crossdomain_recommender import CrossDomainRecommender
 from recbole_tmcdr.phases import Phase
+from recbole_tmcdr.validation import ConfigError
 
 # Field of the warm-user batches the trainer feeds to the OVERLAP (bridge) phase.
 WARM_USER_FIELD = 'warm_user_id'
@@ -33,7 +34,7 @@ class ColdStartRecommender(CrossDomainRecommender):
         warm_mask[self.warm_overlap_users] = True
         self.register_buffer('is_warm_overlap_user', warm_mask, persistent=False)
         if len(self.warm_overlap_users) == 0:
-            raise ValueError(
+            raise ConfigError(
                 'No warm overlapping user: every user present in both domains is a cold validation/test user. '
                 "Lower 'cold_user_ratio' or use data with more overlapping users.")
 

@@ -10,6 +10,7 @@ from recbole.data.interaction import Interaction
 
 from recbole_tmcdr.model.tmcdr import QUERY, SUPPORT
 from recbole_tmcdr.registry import register_trainer
+from recbole_tmcdr.validation import ConfigError
 from recbole_tmcdr.trainer.cold_start_trainer import ColdStartTrainer
 
 
@@ -43,11 +44,11 @@ class MetaTaskLoader:
         self.group_size = group_size
         self.support_size = int(round(group_size * support_fraction))
         if not 1 <= self.support_size < group_size:
-            raise ValueError(
+            raise ConfigError(
                 f"'meta_support_fraction' x 'meta_group_size' must leave at least one user in each of U_a and "
                 f'U_b; got {support_fraction} x {group_size} -> {self.support_size} support users.')
         if len(self.warm_users) < group_size:
-            raise ValueError(f"'meta_group_size' ({group_size}) is larger than the number of warm overlapping "
+            raise ConfigError(f"'meta_group_size' ({group_size}) is larger than the number of warm overlapping "
                              f'users ({len(self.warm_users)}): lower it.')
         self.groups_per_batch = groups_per_batch
         self.max_positives = max_positives_per_user

@@ -1,0 +1,19 @@
+"""Benchmark: every (scenario, model, seed) with the paper's learning-rate search on cold VALIDATION users,
+resumable results (``results.jsonl``), local-process or Ray parallelism, and a Table-1 / Figure-1 report.
+
+``python -m recbole_tmcdr.benchmark --help`` (run) and ``python -m recbole_tmcdr.benchmark.report OUT`` (report).
+
+Modules: :mod:`.spec` (what runs, search spaces, config hash), :mod:`.runner` (execution), :mod:`.results`
+(the JSON-lines file), :mod:`.report` (statistics, tables, figures), :mod:`.paper` (the paper's numbers).
+"""
+
+from recbole_tmcdr.benchmark.spec import BenchmarkSpec, SpecError, model_search_space  # noqa: F401
+
+
+def run_benchmark(spec, **kwargs):
+    """See :func:`recbole_tmcdr.benchmark.runner.run_benchmark`."""
+    from recbole_tmcdr.benchmark.runner import run_benchmark as run
+    return run(spec, **kwargs)
+
+
+__all__ = ['BenchmarkSpec', 'SpecError', 'model_search_space', 'run_benchmark']

@@ -1,0 +1,595 @@
+"""Report of a benchmark directory: ``python -m recbole_tmcdr.benchmark.report OUT``.
+
+Reads ``OUT/results.jsonl`` (the last line of each (scenario, model, seed)) and writes:
+
+* ``table.md`` / ``table.csv``: Table-1 style, rows = models (target-only floors first), columns = scenario x
+  {AUC (``uauc``: per-user AUC averaged over users, the paper's AUC), NDCG@10} on the cold TEST users, mean ±
+  95% CI over seeds (t-distribution, ``mean ± t_{0.975,n-1} sd / sqrt(n)``; no CI for one seed). Best mean
+  per column in bold. ``*``: paired t-test over seeds (``scipy.stats.ttest_rel``, paired by seed, two-sided)
+  of each ``TMCDR_*`` model against the best other non-TMCDR model of the scenario (by mean test AUC) with
+  p < 0.05. ``†``: negative transfer, a transfer model whose mean test AUC does not beat the best target-only
+  floor (``TargetPop``, ``Pop``, ``BPR``, whichever were run). Then the p-values, the paper's numbers next to
+  ours where the scenario is one of the paper's, K-shot results, chosen hyperparameters and run times.
+* ``figure1.png``: EMCDR_X vs TMCDR_X (SSCDR vs TMCDR_CML) per scenario, X in MF, BPR, ListRankMF, CML, with
+  95% CI error bars (the paper's Figure 1).
+* ``kshot.png``: metric vs K per model, when K-shot results exist.
+"""
+
+import argparse
+import csv
+import math
+import os
+import sys
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from recbole_tmcdr.benchmark import paper
+from recbole_tmcdr.benchmark.results import RESULTS_FILE, latest_records, load_records
+
+METRICS = (('AUC', 'uauc'), ('NDCG@10', 'ndcg@10'))
+FLOOR_MODELS = ('TargetPop', 'Pop', 'BPR')  # target-only floors: popularity and the mean warm user
+TESTED_PREFIX = 'TMCDR'
+ALPHA = 0.05
+BASE_MODELS = ('MF', 'BPR', 'ListRankMF', 'CML')
+# Target-only models of the plugin (no transfer), if the registry cannot be asked.
+_TARGET_ONLY_FALLBACK = frozenset({'TargetPop', 'Pop', 'BPR', 'ItemKNN', 'EASE', 'LightGCN', 'NeuMF', 'MultiVAE',
+                                   'NGCF'})
+
+
+# ----- statistics
+@dataclass
+class Summary:
+    """Mean and 95% CI (t-distribution) of one metric over seeds."""
+    mean: float
+    n: int
+    sd: float = None
+    half_width: float = None          # t_{0.975, n-1} * sd / sqrt(n); None for n = 1
+    by_seed: dict = field(default_factory=dict)
+
+    @property
+    def low(self):
+        return self.mean - (self.half_width or 0.0)
+
+    @property
+    def high(self):
+        return self.mean + (self.half_width or 0.0)
+
+
+def _finite(value):
+    return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def summarize(values_by_seed):
+    """:class:`Summary` of ``{seed: value}`` (non-finite values dropped); None if nothing is left."""
+    by_seed = {seed: float(v) for seed, v in values_by_seed.items() if _finite(v)}
+    if not by_seed:
+        return None
+    values = np.array(list(by_seed.values()), dtype=float)
+    n = len(values)
+    if n == 1:
+        return Summary(mean=float(values[0]), n=1, by_seed=by_seed)
+    sd = float(values.std(ddof=1))
+    half_width = float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n))
+    return Summary(mean=float(values.mean()), n=n, sd=sd, half_width=half_width, by_seed=by_seed)
+
+
+def paired_test(a_by_seed, b_by_seed):
+    """Paired t-test (two-sided) of a vs b over their common seeds: (n, mean difference a-b, t, p); t and p are
+    None with fewer than 2 pairs or when scipy gives NaN (all differences equal)."""
+    seeds = sorted(set(a_by_seed) & set(b_by_seed))
+    a = np.array([a_by_seed[s] for s in seeds], dtype=float)
+    b = np.array([b_by_seed[s] for s in seeds], dtype=float)
+    diff = float((a - b).mean()) if len(seeds) else None
+    if len(seeds) < 2:
+        return len(seeds), diff, None, None
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)
+        result = stats.ttest_rel(a, b)
+    t, p = float(result.statistic), float(result.pvalue)
+    return len(seeds), diff, (t if math.isfinite(t) else None), (p if math.isfinite(p) else None)
+
+
+def is_target_only(model):
+    """True for a model that uses no source data (the floors and RecBole's general models)."""
+    if model in FLOOR_MODELS:
+        return True
+    try:
+        from recbole_tmcdr.registry import MODELS
+        if model in MODELS:
+            return MODELS.get(model).__name__ in ('TargetPop', 'RecBoleGeneralAdapter')
+    except Exception:  # noqa: BLE001
+        pass
+    return model in _TARGET_ONLY_FALLBACK
+
+
+# ----- aggregation
+@dataclass
+class Aggregate:
+    records: list
+    scenarios: list
+    models: list                                    # floors first, then in order of first appearance
+    cells: dict                                     # (scenario, model) -> {metric: Summary}
+    kshot: dict                                     # (scenario, model) -> {K: {metric: Summary}}
+    tests: dict                                     # (scenario, model) -> {'baseline', metric: (n, diff, t, p)}
+    baselines: dict                                 # scenario -> baseline model of the tests (or None)
+    negative_transfer: dict                         # scenario -> [(model, auc, floor, floor_auc)]
+    floors: dict                                    # scenario -> [(floor model, mean auc)]
+
+    def summary(self, scenario, model, metric):
+        return self.cells.get((scenario, model), {}).get(metric)
+
+    def models_in(self, scenario):
+        return [m for m in self.models if (scenario, m) in self.cells]
+
+    def starred(self, scenario, model, metric):
+        test = self.tests.get((scenario, model), {}).get(metric)
+        return bool(test and test[3] is not None and test[3] < ALPHA)
+
+    def flagged(self, scenario, model):
+        return any(m == model for m, *_ in self.negative_transfer.get(scenario, []))
+
+
+def aggregate(records, metrics=METRICS):
+    records = latest_records(records)
+    scenarios, models = [], []
+    values = OrderedDict()
+    kshot_values = OrderedDict()
+    for record in records:
+        scenario, model, seed = record['scenario'], record['model'], int(record['seed'])
+        if scenario not in scenarios:
+            scenarios.append(scenario)
+        if model not in models:
+            models.append(model)
+        cell = values.setdefault((scenario, model), {key: {} for _, key in metrics})
+        test = record.get('cold_test') or {}
+        for _, key in metrics:
+            cell[key][seed] = test.get(key)
+        for k, kmetrics in (record.get('kshot') or {}).items():
+            if not kmetrics or not kmetrics.get('n_users'):
+                continue
+            per_k = kshot_values.setdefault((scenario, model), {}).setdefault(int(k), {key: {} for _, key in metrics})
+            for _, key in metrics:
+                per_k[key][seed] = kmetrics.get(key)
+    models = [m for m in models if is_target_only(m)] + [m for m in models if not is_target_only(m)]
+    cells = {pair: {key: summarize(by_seed) for key, by_seed in cell.items()} for pair, cell in values.items()}
+    kshot = {pair: {k: {key: summarize(v) for key, v in per_metric.items()} for k, per_metric in sorted(ks.items())}
+             for pair, ks in kshot_values.items()}
+
+    auc = metrics[0][1]
+    tests, baselines, negative, floors = {}, {}, {}, {}
+    for scenario in scenarios:
+        present = [m for m in models if (scenario, m) in cells and cells[(scenario, m)].get(auc)]
+        candidates = [m for m in present if not m.startswith(TESTED_PREFIX)]
+        baseline = max(candidates, key=lambda m: cells[(scenario, m)][auc].mean) if candidates else None
+        baselines[scenario] = baseline
+        for model in present:
+            if not model.startswith(TESTED_PREFIX) or baseline is None:
+                continue
+            entry = {'baseline': baseline}
+            for _, key in metrics:
+                a, b = cells[(scenario, model)].get(key), cells[(scenario, baseline)].get(key)
+                entry[key] = paired_test(a.by_seed, b.by_seed) if a and b else (0, None, None, None)
+            tests[(scenario, model)] = entry
+        floors[scenario] = [(m, cells[(scenario, m)][auc].mean) for m in FLOOR_MODELS if m in present]
+        if floors[scenario]:
+            floor, floor_auc = max(floors[scenario], key=lambda item: item[1])
+            negative[scenario] = [(m, cells[(scenario, m)][auc].mean, floor, floor_auc) for m in present
+                                  if not is_target_only(m) and cells[(scenario, m)][auc].mean <= floor_auc]
+    return Aggregate(records=records, scenarios=scenarios, models=models, cells=cells, kshot=kshot, tests=tests,
+                     baselines=baselines, negative_transfer=negative, floors=floors)
+
+
+# ----- rendering
+def format_summary(summary, digits=4):
+    if summary is None:
+        return '–'
+    text = f'{summary.mean:.{digits}f}'
+    if summary.half_width is not None:
+        text += f' ± {summary.half_width:.{digits}f}'
+    return text
+
+
+def _fmt(value, spec='+.4f'):
+    return '–' if value is None else format(value, spec)
+
+
+def _fmt_p(p):
+    if p is None:
+        return 'n/a'
+    return f'{p:.2e}' if p < 1e-3 else f'{p:.3f}'
+
+
+def _table(header, rows):
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '|'.join(['---'] + [':---:'] * (len(header) - 1)) + '|']
+    lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
+    return '\n'.join(lines)
+
+
+def _model_label(model):
+    return f'{model} (target-only)' if model in FLOOR_MODELS else model
+
+
+def main_table(agg, metrics=METRICS):
+    header = ['model'] + [f'{scenario} {name}' for scenario in agg.scenarios for name, _ in metrics]
+    best = {}
+    for scenario in agg.scenarios:
+        for _, key in metrics:
+            means = [agg.summary(scenario, m, key).mean for m in agg.models if agg.summary(scenario, m, key)]
+            best[(scenario, key)] = max(means) if means else None
+    max_n = {s: max((agg.summary(s, m, metrics[0][1]).n for m in agg.models_in(s)
+                     if agg.summary(s, m, metrics[0][1])), default=0) for s in agg.scenarios}
+    rows = []
+    for model in agg.models:
+        row = [_model_label(model)]
+        for scenario in agg.scenarios:
+            for _, key in metrics:
+                summary = agg.summary(scenario, model, key)
+                cell = format_summary(summary)
+                if summary is not None:
+                    if best[(scenario, key)] is not None and summary.mean == best[(scenario, key)]:
+                        cell = f'**{cell}**'
+                    if agg.starred(scenario, model, key):
+                        cell += '\\*'
+                    if key == metrics[0][1] and agg.flagged(scenario, model):
+                        cell += ' †'
+                    if summary.n < max_n[scenario]:
+                        cell += f' (n={summary.n})'
+                row.append(cell)
+        rows.append(row)
+    return _table(header, rows)
+
+
+def tests_table(agg, metrics=METRICS):
+    if not agg.tests:
+        return None
+    header = ['scenario', 'model', 'baseline (best other by AUC)', 'pairs']
+    for name, _ in metrics:
+        header += [f'Δ{name}', f'p ({name})']
+    rows = []
+    for (scenario, model), entry in agg.tests.items():
+        n = entry[metrics[0][1]][0]
+        row = [scenario, model, entry['baseline'], n]
+        for _, key in metrics:
+            _, diff, _, p = entry[key]
+            row += [_fmt(diff), _fmt_p(p) + (' \\*' if p is not None and p < ALPHA else '')]
+        rows.append(row)
+    return _table(header, rows)
+
+
+def negative_transfer_text(agg):
+    lines = []
+    for scenario in agg.scenarios:
+        if not agg.floors.get(scenario):
+            transfer = [m for m in agg.models_in(scenario) if not is_target_only(m)]
+            if transfer:
+                lines.append(f'- {scenario}: no target-only floor was run ({", ".join(FLOOR_MODELS)}): '
+                             'negative transfer not checked; add TargetPop to the models.')
+            continue
+        flagged = agg.negative_transfer.get(scenario, [])
+        floor, floor_auc = max(agg.floors[scenario], key=lambda item: item[1])
+        if flagged:
+            names = ', '.join(f'{m} (AUC {auc:.4f})' for m, auc, *_ in flagged)
+            lines.append(f'- {scenario}: † negative transfer: {names} do(es) not beat the target-only floor '
+                         f'{floor} (AUC {floor_auc:.4f}).')
+        else:
+            lines.append(f'- {scenario}: every transfer model beats the target-only floor {floor} '
+                         f'(AUC {floor_auc:.4f}).')
+    return '\n'.join(lines)
+
+
+def paper_section(agg, metrics=METRICS):
+    lines = []
+    matched = [s for s in agg.scenarios if s in paper.SCENARIO_TO_PAPER]
+    for scenario in matched:
+        number = paper.SCENARIO_TO_PAPER[scenario]
+        rows = []
+        for model in agg.models_in(scenario):
+            if model not in paper.PAPER_TABLE1:
+                continue
+            row = [model]
+            for _, key in metrics:
+                theirs, ours = paper.paper_value(model, key, number), agg.summary(scenario, model, key)
+                row += ['–' if theirs is None else f'{theirs:.4f}', format_summary(ours),
+                        '–' if theirs is None or ours is None else f'{ours.mean - theirs:+.4f}']
+            rows.append(row)
+        if not rows:
+            continue
+        header = ['model']
+        for name, _ in metrics:
+            header += [f'paper {name}', f'ours {name}', 'Δ']
+        lines.append(f'**{scenario}** = paper scenario {number} ({paper.PAPER_SCENARIOS[number]}):\n')
+        lines.append(_table(header, rows))
+        gain = _gain(agg, scenario)
+        if gain is not None:
+            theirs = paper.paper_value('TMCDR_MF', 'uauc', number) - paper.paper_value('EMCDR_MF', 'uauc', number)
+            lines.append(f'\nTMCDR_MF − EMCDR_MF (AUC): paper {theirs:+.4f}, ours {gain:+.4f}.')
+        lines.append('')
+    low, high = paper.paper_gain_range('uauc')
+    note = (f'The paper reports TMCDR_MF above EMCDR_MF on all six of its scenarios, by {low:+.4f} to {high:+.4f} '
+            'AUC (Table 1).')
+    if not matched:
+        lines.append(f'No scenario of this benchmark is one of the paper\'s (paper numbers are known for: '
+                     f'{", ".join(sorted(paper.SCENARIO_TO_PAPER))}). {note}')
+        for scenario in agg.scenarios:
+            gain = _gain(agg, scenario)
+            if gain is not None:
+                lines.append(f'- {scenario}: ours TMCDR_MF − EMCDR_MF = {gain:+.4f} AUC.')
+    else:
+        lines.append(note + ' Differences in data preparation and evaluation protocol (e.g. full ranking of all '
+                     'target items here) make absolute numbers differ; compare the ordering.')
+    return '\n'.join(lines)
+
+
+def _gain(agg, scenario):
+    t, e = agg.summary(scenario, 'TMCDR_MF', 'uauc'), agg.summary(scenario, 'EMCDR_MF', 'uauc')
+    return None if t is None or e is None else t.mean - e.mean
+
+
+def kshot_section(agg, metrics=METRICS):
+    if not agg.kshot:
+        return None
+    parts = []
+    for scenario in agg.scenarios:
+        models = [m for m in agg.models if (scenario, m) in agg.kshot]
+        if not models:
+            continue
+        ks = sorted({k for m in models for k in agg.kshot[(scenario, m)]})
+        header = ['model'] + [f'K={k}' for k in ks]
+        rows = []
+        for model in models:
+            row = [_model_label(model)]
+            for k in ks:
+                per_metric = agg.kshot[(scenario, model)].get(k, {})
+                row.append(' / '.join(format_summary(per_metric.get(key), 3) for _, key in metrics))
+            rows.append(row)
+        parts.append(f'**{scenario}** ({" / ".join(name for name, _ in metrics)}, cold test users with at least '
+                     'K+1 target interactions; the first K are revealed):\n\n' + _table(header, rows))
+    return '\n\n'.join(parts)
+
+
+def hyperparameter_section(agg):
+    rows = []
+    for record in sorted(agg.records, key=lambda r: (agg.scenarios.index(r['scenario']),
+                                                     agg.models.index(r['model']), int(r['seed']))):
+        chosen = record.get('chosen') or {}
+        if not chosen and len(record.get('trials') or []) <= 1:
+            continue
+        trials = record.get('trials') or []
+        scores = ', '.join('–' if t.get('valid_score') is None else f"{t['valid_score']:.4f}" for t in trials)
+        rows.append([record['scenario'], record['model'], record['seed'],
+                     ', '.join(f'{k}={v}' for k, v in chosen.items()) or '(defaults)',
+                     f"{record.get('valid_metric', 'valid')}: {scores}"])
+    if not rows:
+        return None
+    return _table(['scenario', 'model', 'seed', 'chosen (on cold validation)', 'validation score per trial'], rows)
+
+
+def cost_section(agg):
+    rows = []
+    for scenario in agg.scenarios:
+        for model in agg.models_in(scenario):
+            runs = [r for r in agg.records if r['scenario'] == scenario and r['model'] == model]
+            totals = [r.get('timings', {}).get('total') for r in runs if _finite(r.get('timings', {}).get('total'))]
+            n_trials = [len(r.get('trials') or []) for r in runs]
+            if totals:
+                rows.append([scenario, model, len(runs), max(n_trials) if n_trials else 0,
+                             f'{np.mean(totals):.0f}'])
+    if not rows:
+        return None
+    return _table(['scenario', 'model', 'seeds', 'trials per run', 'mean seconds per run'], rows)
+
+
+def header_notes(agg):
+    seeds = sorted({int(r['seed']) for r in agg.records})
+    valid_metrics = sorted({str(r.get('valid_metric', '?')) for r in agg.records})
+    overrides = {repr(sorted((r.get('overrides') or {}).items())) for r in agg.records}
+    versions = sorted({str(r.get('code_version')) for r in agg.records if r.get('code_version')})
+    hosts = sorted({f"{r['host'].get('hostname')} ({r['host'].get('cpu_count')} CPUs, torch {r['host'].get('torch')})"
+                    for r in agg.records if isinstance(r.get('host'), dict)})
+    lr_search = sorted({bool(r.get('lr_search')) for r in agg.records})
+    lines = [f'{len(agg.records)} runs; seeds {seeds}; hyperparameters '
+             + ('searched' if lr_search == [True] else 'NOT searched (defaults)' if lr_search == [False]
+                else 'searched for some runs only')
+             + f' on the cold VALIDATION users ({", ".join(valid_metrics)}); metrics below are on the cold TEST users.']
+    if len(overrides) > 1:
+        lines.append('**Warning**: the runs were made with different overrides; compare with care.')
+    if versions:
+        lines.append(f'Code: {", ".join(versions)}. Hosts: {", ".join(hosts)}.')
+    return '\n'.join(lines)
+
+
+def render_markdown(agg, figures=None):
+    figures = figures or {}
+    parts = ['# Cold-start cross-domain benchmark', '', header_notes(agg), '',
+             '## Cold test users: AUC and NDCG@10 (mean ± 95% CI over seeds)', '', main_table(agg), '',
+             'AUC = per-user AUC averaged over users (`uauc`). Bold: best mean of the column. '
+             f'\\*: paired t-test over seeds of a TMCDR model against the best other model of the scenario, '
+             f'p < {ALPHA} (two-sided; the sign is in the p-value table). †: negative transfer (does not beat the '
+             'target-only floor). "(target-only)": a floor that uses no source data.', '']
+    tests = tests_table(agg)
+    parts += ['## Paired t-tests (TMCDR vs the best other model, by mean test AUC)', '',
+              tests if tests else 'No TMCDR model with a non-TMCDR baseline in the results.', '']
+    parts += ['## Negative transfer', '', negative_transfer_text(agg) or 'No scenario.', '']
+    parts += ['## Comparison with the paper (Table 1)', '', paper_section(agg), '']
+    kshot = kshot_section(agg)
+    if kshot:
+        parts += ['## K-shot (mean over seeds)', '', kshot, '']
+    hyper = hyperparameter_section(agg)
+    if hyper:
+        parts += ['## Selected hyperparameters', '', hyper, '']
+    cost = cost_section(agg)
+    if cost:
+        parts += ['## Cost', '', cost, '']
+    figure_lines = [f'![{name}]({os.path.basename(path)})' for name, path in figures.items() if path]
+    if figure_lines:
+        parts += ['## Figures', '', *figure_lines, '']
+    return '\n'.join(parts)
+
+
+def write_csv(agg, path, metrics=METRICS):
+    header = ['model', 'target_only']
+    for scenario in agg.scenarios:
+        for name, key in metrics:
+            header += [f'{scenario}/{key}/mean', f'{scenario}/{key}/ci95', f'{scenario}/{key}/n',
+                       f'{scenario}/{key}/p_vs_baseline']
+        header += [f'{scenario}/negative_transfer']
+    with open(path, 'w', newline='', encoding='utf-8') as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for model in agg.models:
+            row = [model, int(is_target_only(model))]
+            for scenario in agg.scenarios:
+                for _, key in metrics:
+                    s = agg.summary(scenario, model, key)
+                    test = agg.tests.get((scenario, model), {}).get(key)
+                    row += ['' if s is None else f'{s.mean:.6f}',
+                            '' if s is None or s.half_width is None else f'{s.half_width:.6f}',
+                            '' if s is None else s.n,
+                            '' if not test or test[3] is None else f'{test[3]:.6g}']
+                row.append(int(agg.flagged(scenario, model)) if (scenario, model) in agg.cells else '')
+            writer.writerow(row)
+
+
+# ----- figures
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        warnings.warn('matplotlib is not installed: no figure (pip install matplotlib).', stacklevel=3)
+        return None
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def figure1_pairs(agg):
+    """[(X, baseline model, TMCDR model)] of the base models with at least one of the pair in the results."""
+    present = set(agg.models)
+    pairs = []
+    for base in BASE_MODELS:
+        tmcdr = f'TMCDR_{base}'
+        baseline = 'SSCDR' if base == 'CML' and 'SSCDR' in present else f'EMCDR_{base}'
+        if tmcdr in present or baseline in present:
+            pairs.append((base, baseline, tmcdr))
+    return pairs
+
+
+def _zoomed_ylim(ax, lows, highs):
+    if not lows:
+        return
+    low, high = min(lows), max(highs)
+    span = max(high - low, 0.02)
+    ax.set_ylim(max(0.0, low - 0.6 * span), min(1.0, high + 0.3 * span) if high <= 1 else high + 0.3 * span)
+
+
+def plot_figure1(agg, path, metrics=METRICS):
+    pairs = figure1_pairs(agg)
+    plt = _pyplot()
+    if not pairs or plt is None:
+        return None
+    fig, axes = plt.subplots(len(metrics), len(pairs), figsize=(3.2 * len(pairs) + 1, 2.8 * len(metrics)),
+                             squeeze=False)
+    width = 0.38
+    x = np.arange(len(agg.scenarios))
+    for col, (base, baseline, tmcdr) in enumerate(pairs):
+        for row, (name, key) in enumerate(metrics):
+            ax = axes[row][col]
+            lows, highs = [], []
+            for offset, model, color in ((-width / 2, baseline, '#8c8c8c'), (width / 2, tmcdr, '#d62728')):
+                summaries = [agg.summary(s, model, key) for s in agg.scenarios]
+                means = [s.mean if s else np.nan for s in summaries]
+                errors = [(s.half_width or 0.0) if s else 0.0 for s in summaries]
+                ax.bar(x + offset, means, width, yerr=errors, capsize=3, label=model, color=color)
+                lows += [s.low for s in summaries if s]
+                highs += [s.high for s in summaries if s]
+            _zoomed_ylim(ax, lows, highs)
+            ax.set_xticks(x)
+            ax.set_xticklabels(agg.scenarios, rotation=20, ha='right', fontsize=8)
+            if col == 0:
+                ax.set_ylabel(name)
+            if row == 0:
+                ax.set_title(f'{base}: {baseline} vs {tmcdr}', fontsize=9)
+                ax.legend(fontsize=7, loc='lower right')
+            ax.grid(axis='y', alpha=0.3)
+    fig.suptitle('Cold test users, mean ± 95% CI over seeds (cf. TMCDR paper, Figure 1)', fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_kshot(agg, path, metrics=METRICS):
+    plt = _pyplot()
+    scenarios = [s for s in agg.scenarios if any(pair[0] == s for pair in agg.kshot)]
+    if not scenarios or plt is None:
+        return None
+    fig, axes = plt.subplots(len(metrics), len(scenarios), figsize=(4.5 * len(scenarios) + 1, 3.2 * len(metrics)),
+                             squeeze=False)
+    for col, scenario in enumerate(scenarios):
+        for row, (name, key) in enumerate(metrics):
+            ax = axes[row][col]
+            for model in agg.models:
+                per_k = agg.kshot.get((scenario, model))
+                if not per_k:
+                    continue
+                ks = [k for k in per_k if per_k[k].get(key)]
+                summaries = [per_k[k][key] for k in ks]
+                ax.errorbar(ks, [s.mean for s in summaries], yerr=[s.half_width or 0.0 for s in summaries],
+                            marker='o', capsize=3, label=model, linestyle='--' if is_target_only(model) else '-')
+            ax.set_xlabel('K revealed target interactions')
+            if col == 0:
+                ax.set_ylabel(name)
+            if row == 0:
+                ax.set_title(scenario, fontsize=10)
+            ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc='best')
+    fig.suptitle('K-shot warm-up of cold test users (mean ± 95% CI over seeds)', fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# ----- entry points
+def write_report(out_dir, records=None):
+    """Write table.md, table.csv, figure1.png and kshot.png into ``out_dir``; returns their paths and the
+    Markdown text (``{'markdown', 'table_md', 'table_csv', 'figure1', 'kshot'}``)."""
+    if records is None:
+        records = load_records(os.path.join(out_dir, RESULTS_FILE))
+    if not records:
+        raise FileNotFoundError(f'No finished run in {os.path.join(out_dir, RESULTS_FILE)}: nothing to report.')
+    agg = aggregate(records)
+    figures = {'Figure 1': plot_figure1(agg, os.path.join(out_dir, 'figure1.png')),
+               'K-shot': plot_kshot(agg, os.path.join(out_dir, 'kshot.png'))}
+    markdown = render_markdown(agg, figures)
+    paths = {'table_md': os.path.join(out_dir, 'table.md'), 'table_csv': os.path.join(out_dir, 'table.csv')}
+    with open(paths['table_md'], 'w', encoding='utf-8') as f:
+        f.write(markdown)
+    write_csv(agg, paths['table_csv'])
+    return {'markdown': markdown, **paths, 'figure1': figures['Figure 1'], 'kshot': figures['K-shot'],
+            'aggregate': agg}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='python -m recbole_tmcdr.benchmark.report',
+                                     description='Tables and figures of a benchmark directory (its results.jsonl).')
+    parser.add_argument('out', help='benchmark output directory (holding results.jsonl)')
+    parser.add_argument('--quiet', action='store_true', help="don't print the Markdown report")
+    args = parser.parse_args(argv)
+    try:
+        report = write_report(args.out)
+    except FileNotFoundError as error:
+        parser.exit(1, f'{error}\n')
+    if not args.quiet:
+        print(report['markdown'])
+    written = [report[k] for k in ('table_md', 'table_csv', 'figure1', 'kshot') if report.get(k)]
+    print(f"written: {', '.join(written)}", file=sys.stderr)
+    return report
+
+
+if __name__ == '__main__':
+    main()

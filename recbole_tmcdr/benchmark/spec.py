@@ -1,0 +1,306 @@
+"""What a benchmark runs: the spec (scenarios x models x seeds + overrides), each model's search grid, and the
+``config_hash`` that decides whether a finished line of ``results.jsonl`` still counts.
+
+A spec comes from a YAML file (``--spec``), the command line, or both (the command line wins field by field;
+``overrides`` are merged key by key). Spec file fields::
+
+    scenarios: [ml_genre, douban_music_book, path/to/my_scenario.yaml]
+    models: [TargetPop, EMCDR_MF, TMCDR_MF]
+    seeds: [0, 1, 2]
+    overrides: {embedding_size: 256}      # config_dict of every run (same as --key=value)
+    config_files: []                      # extra RecBole YAML files of every run, after the scenario's
+    jobs: 2                               # local worker processes
+    threads: 1                            # torch threads per run (default cpu_count // jobs)
+    lr_search: true                       # grid search on the cold VALIDATION score; false = one run, defaults
+    search_space:                         # replaces a model's `benchmark_search_space` (from its YAML)
+      TMCDR_MF: {learning_rate: [0.001, 0.01], meta_inner_lr: [0.005]}
+    kshot: [0, 1, 3, 5, 10]               # K-shot evaluation of the cold test users
+    cache_dir: ~                          # shared pre-trained embeddings / prepared scenarios
+    out: runs/benchmark
+    ray_address: ~                        # run the runs as Ray tasks (e.g. auto, local, ray://host:10001)
+"""
+
+import copy
+import hashlib
+import itertools
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+DEFAULT_SEARCH_SPACE = {'learning_rate': [0.001, 0.002, 0.005, 0.01]}  # the paper's grid
+SEARCH_SPACE_KEY = 'benchmark_search_space'
+HASH_VERSION = 1
+# Keys that change where things are written or how much is printed, never a result: not in config_hash.
+NON_RESULT_KEYS = frozenset({'cache_dir', 'show_progress', 'state', 'checkpoint_dir', 'log_wandb', 'gpu_id'})
+# Keys the benchmark itself sets for every run.
+RESERVED_KEYS = frozenset({'seed', 'model', 'dataset'})
+
+
+class SpecError(ValueError):
+    """An invalid benchmark spec (unknown scenario/model, bad field)."""
+
+
+class _FloatLoader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-3`` as a float (as RecBole's own YAML loader does)."""
+
+
+_FloatLoader.add_implicit_resolver(
+    'tag:yaml.org,2002:float',
+    re.compile(r'''^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$''', re.X),
+    list('-+0123456789.'))
+
+
+def load_yaml(text_or_path):
+    if isinstance(text_or_path, Path) or (isinstance(text_or_path, str) and '\n' not in text_or_path
+                                          and os.path.isfile(text_or_path)):
+        with open(text_or_path, encoding='utf-8') as f:
+            text_or_path = f.read()
+    return yaml.load(text_or_path, Loader=_FloatLoader)
+
+
+def parse_value(text):
+    """A ``--key=value`` value, read as YAML (``1e-3`` is a float)."""
+    return load_yaml(text) if text.strip() else text
+
+
+@dataclass
+class Scenario:
+    """A scenario of the benchmark: a ``dataset_configs`` name or a scenario YAML file."""
+    label: str                  # names the results and the run directories
+    dataset: str = None         # a dataset_configs/ name, or
+    config_file: str = None     # an absolute path to a scenario YAML
+    content_sha: str = ''
+
+    def run_kwargs(self):
+        if self.dataset:
+            return {'dataset': self.dataset, 'config_file_list': []}
+        return {'dataset': None, 'config_file_list': [self.config_file]}
+
+    def source(self):
+        return self.dataset or self.config_file
+
+
+def file_sha(path):
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def resolve_scenario(value):
+    """A dataset_configs name (``ml_genre``) or a path to a scenario YAML (``*.yaml``/``*.yml`` or any existing
+    file)."""
+    from recbole_tmcdr.config import dataset_config_file, scenario_name
+    value = str(value)
+    if value.endswith(('.yaml', '.yml')) or os.path.sep in value or os.path.isfile(value):
+        path = os.path.abspath(os.path.expanduser(value))
+        if not os.path.isfile(path):
+            raise SpecError(f"Scenario file '{value}' does not exist.")
+        content = load_yaml(Path(path)) or {}
+        scenario = content.get('scenario') if isinstance(content, dict) else None
+        label = scenario_name(scenario) if isinstance(scenario, dict) and scenario.get('name') else Path(path).stem
+        return Scenario(label=label, config_file=path, content_sha=file_sha(path))
+    try:
+        path = dataset_config_file(value)
+    except ValueError as error:  # RegistryError: unknown name, with the list of known ones
+        raise SpecError(f'{error} A scenario may also be the path of a scenario YAML file.') from None
+    return Scenario(label=value, dataset=value, content_sha=file_sha(path))
+
+
+def check_model(name):
+    from recbole_tmcdr.registry import MODELS
+    if name not in MODELS:
+        raise SpecError(MODELS.unknown_message(name))
+    return name
+
+
+# ----- the model's YAML: search space and resolved defaults
+def merged_model_yaml(model):
+    """The plugin's YAML files of ``model`` merged (later files override, key by key at the top level, as
+    RecBole merges them)."""
+    from recbole_tmcdr.config import plugin_yaml_files
+    merged = {}
+    for path in plugin_yaml_files(model):
+        merged.update(load_yaml(Path(path)) or {})
+    return merged
+
+
+def _trains_nothing(train_epochs):
+    try:
+        return bool(train_epochs) and all(int(str(p).split(':')[1]) == 0 for p in train_epochs)
+    except (IndexError, ValueError):
+        return False
+
+
+def _parameter_free_recbole_model(model):
+    """RecBole's TRADITIONAL general models (Pop, ItemKNN, EASE) under the plugin's adapter: no learning rate."""
+    try:
+        from recbole.model import general_recommender
+        from recbole.utils import ModelType
+        from recbole_tmcdr.registry import MODELS
+        if MODELS.get(model).__name__ != 'RecBoleGeneralAdapter':
+            return False
+        return getattr(getattr(general_recommender, model, None), 'type', None) == ModelType.TRADITIONAL
+    except Exception:  # noqa: BLE001 - a heuristic: fall back to the default grid
+        return False
+
+
+def model_search_space(model, spec_spaces=None):
+    """The grid searched for ``model``: the spec's ``search_space[model]`` if given, else the model YAML's
+    ``benchmark_search_space`` (later plugin files override earlier ones), else ``{}`` for a model that trains
+    nothing (all ``train_epochs`` phases at 0 epochs, or a parameter-free RecBole model), else
+    :data:`DEFAULT_SEARCH_SPACE`."""
+    if spec_spaces and model in spec_spaces:
+        space = spec_spaces[model]
+    else:
+        merged = merged_model_yaml(model)
+        if SEARCH_SPACE_KEY in merged:
+            space = merged[SEARCH_SPACE_KEY]
+        elif _trains_nothing(merged.get('train_epochs')) or _parameter_free_recbole_model(model):
+            space = {}
+        else:
+            space = DEFAULT_SEARCH_SPACE
+    space = space or {}
+    if not isinstance(space, dict):
+        raise SpecError(f"The search space of '{model}' must be a dict param -> list of values. Got {space!r}.")
+    normalised = {}
+    for key, values in space.items():
+        values = list(values) if isinstance(values, (list, tuple)) else [values]
+        if not values:
+            raise SpecError(f"The search space of '{model}' has no value for '{key}'.")
+        normalised[str(key)] = values
+    return normalised
+
+
+def grid(space, fixed=()):
+    """Trials (param dicts) of a grid, in the order of the YAML keys; keys in ``fixed`` (set by the user's
+    overrides) are left out of the search."""
+    keys = [k for k in space if k not in fixed]
+    return [dict(zip(keys, values)) for values in itertools.product(*(space[k] for k in keys))]
+
+
+def resolved_value(model, key, overrides, default=None):
+    """A parameter's value as the run will see it: overrides, else the model's plugin YAML, else default."""
+    if key in overrides:
+        return overrides[key]
+    return merged_model_yaml(model).get(key, default)
+
+
+# ----- the spec
+@dataclass
+class BenchmarkSpec:
+    scenarios: list = field(default_factory=list)
+    models: list = field(default_factory=list)
+    seeds: list = field(default_factory=lambda: [0, 1, 2])
+    overrides: dict = field(default_factory=dict)
+    config_files: list = field(default_factory=list)
+    jobs: int = None
+    threads: int = None
+    lr_search: bool = True
+    search_space: dict = field(default_factory=dict)
+    kshot: list = None
+    cache_dir: str = None
+    out: str = 'runs/benchmark'
+    ray_address: str = None
+    force: bool = False
+
+    FIELDS = ('scenarios', 'models', 'seeds', 'overrides', 'config_files', 'jobs', 'threads', 'lr_search',
+              'search_space', 'kshot', 'cache_dir', 'out', 'ray_address', 'force')
+
+    @classmethod
+    def from_file(cls, path):
+        content = load_yaml(Path(path)) or {}
+        if not isinstance(content, dict):
+            raise SpecError(f"Spec file '{path}' must hold a mapping of fields ({', '.join(cls.FIELDS)}).")
+        unknown = sorted(set(content) - set(cls.FIELDS))
+        if unknown:
+            raise SpecError(f"Spec file '{path}': unknown field(s) {', '.join(unknown)}. "
+                            f"Known fields: {', '.join(cls.FIELDS)}.")
+        spec = cls(**{k: copy.deepcopy(v) for k, v in content.items() if v is not None or k in ('kshot',)})
+        base = os.path.dirname(os.path.abspath(path))
+        # relative scenario / config files in a spec are relative to the spec file
+        spec.scenarios = [_relative_to(base, s) for s in spec.scenarios]
+        spec.config_files = [_relative_to(base, f, must_exist=True) for f in spec.config_files]
+        return spec
+
+    def updated(self, **fields):
+        """A copy with the given fields replaced (``None`` = keep); ``overrides`` are merged key by key."""
+        spec = copy.deepcopy(self)
+        for key, value in fields.items():
+            if value is None:
+                continue
+            if key == 'overrides':
+                spec.overrides.update(value)
+            else:
+                setattr(spec, key, value)
+        return spec
+
+    def validate(self):
+        if not self.scenarios:
+            raise SpecError('No scenario given: use --scenarios NAME_OR_YAML ... or `scenarios:` in the spec.')
+        if not self.models:
+            raise SpecError('No model given: use --models NAME ... or `models:` in the spec.')
+        if not self.seeds:
+            raise SpecError('No seed given: use --seeds 0 1 2 or `seeds:` in the spec.')
+        for key in RESERVED_KEYS & set(self.overrides):
+            raise SpecError(f"'{key}' cannot be an override: the benchmark sets it "
+                            f"({'use --seeds' if key == 'seed' else 'use --scenarios / --models'}).")
+        try:
+            self.seeds = [int(s) for s in self.seeds]
+        except (TypeError, ValueError):
+            raise SpecError(f'Seeds must be integers. Got {self.seeds!r}.') from None
+        if len(set(self.seeds)) != len(self.seeds):
+            raise SpecError(f'Duplicate seeds: {self.seeds}.')
+        for model in self.models:
+            check_model(model)
+        for model in self.search_space or {}:
+            check_model(model)
+        if self.jobs is not None and int(self.jobs) < 1:
+            raise SpecError(f'jobs must be >= 1. Got {self.jobs}.')
+        if self.kshot is not None:
+            self.kshot = [int(k) for k in self.kshot]
+        return self
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def _relative_to(base, value, must_exist=False):
+    value = str(value)
+    looks_like_path = value.endswith(('.yaml', '.yml')) or os.path.sep in value
+    if looks_like_path and not os.path.isabs(value):
+        candidate = os.path.join(base, value)
+        if os.path.exists(candidate) or must_exist:
+            return candidate
+    return value
+
+
+def absolute_path_overrides(overrides):
+    """Workers run in their own directory: make path-valued overrides absolute."""
+    overrides = dict(overrides)
+    for key in ('raw_data_path', 'cache_dir'):
+        if isinstance(overrides.get(key), str):
+            overrides[key] = os.path.abspath(os.path.expanduser(overrides[key]))
+    return overrides
+
+
+def config_hash(scenario, model, overrides, config_files_sha, trials, kshot):
+    """What determines a (scenario, model, seed) result besides the code: the scenario's file, the
+    overrides (without :data:`NON_RESULT_KEYS`), extra config files, the trials of the search and K-shot."""
+    payload = {
+        'version': HASH_VERSION,
+        'scenario': scenario.content_sha,
+        'model': model,
+        'overrides': {k: v for k, v in sorted(overrides.items()) if k not in NON_RESULT_KEYS},
+        'config_files': list(config_files_sha),
+        'trials': trials,
+        'kshot': list(kshot) if kshot else None,
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

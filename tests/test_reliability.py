@@ -1,0 +1,97 @@
+"""Crash safety of the caches, and random small data sets through the models (hypothesis)."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from recbole_tmcdr import run_recbole_cdr
+from recbole_tmcdr.cache import TensorCache
+from recbole_tmcdr.data import ScenarioDataError
+from recbole_tmcdr.registry import RegistryError
+from recbole_tmcdr.validation import ConfigError
+
+from conftest import fast_config
+
+WRITER = textwrap.dedent('''
+    import os, sys, time, torch
+    from recbole_tmcdr.cache import TensorCache
+    slow_replace = os.replace
+    def replace_after_a_pause(src, dst):
+        print('WRITTEN', flush=True)   # the temp file is complete; the rename has not happened yet
+        time.sleep(30)
+        slow_replace(src, dst)
+    os.replace = replace_after_a_pause
+    TensorCache(sys.argv[1]).save('key', {'w': torch.arange(1000000, dtype=torch.float32)})
+''')
+
+
+def test_killed_writer_leaves_nothing_a_later_run_trusts(tmp_path):
+    cache_dir = tmp_path / 'pretrained'
+    child = subprocess.Popen([sys.executable, '-c', WRITER, str(cache_dir)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == 'WRITTEN'
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    cache = TensorCache(str(cache_dir))
+    assert cache.load('key') is None                       # the final file never appeared
+    assert any(name.startswith('.tmp-') for name in os.listdir(cache_dir))
+    cache.save('key', {'w': torch.ones(3)})                # a later run writes and trusts its own file
+    assert torch.equal(cache.load('key')['w'], torch.ones(3))
+
+
+def test_killed_mid_write_of_final_file_is_detected(tmp_path, caplog):
+    cache = TensorCache(str(tmp_path))
+    cache.save('key', {'w': torch.arange(100000, dtype=torch.float32)})
+    path = cache.path('key')
+    data = open(path, 'rb').read()
+    for cut in (len(data) // 2, len(data) - 10):
+        with open(path, 'wb') as f:
+            f.write(data[:cut])                            # what a crash during a non-atomic write leaves
+        assert cache.load('key') is None
+    assert 'corrupt cache file' in caplog.text
+
+
+DOCUMENTED_ERRORS = (ScenarioDataError, ConfigError, RegistryError)
+
+
+@st.composite
+def two_domains(draw):
+    n_overlap = draw(st.integers(0, 14))
+    n_only = draw(st.integers(0, 4))
+    users = [f'u{i}' for i in range(n_overlap + 2 * n_only)]
+    source_users = users[:n_overlap] + users[n_overlap:n_overlap + n_only]
+    target_users = users[:n_overlap] + users[n_overlap + n_only:]
+    rows = lambda us, prefix: [(u, f'{prefix}{draw(st.integers(0, 6))}')  # noqa: E731
+                               for u in us for _ in range(draw(st.integers(1, 4)))]
+    source, target = rows(source_users, 's'), rows(target_users, 't')
+    duplicate = draw(st.booleans())
+    if duplicate and source:
+        source.append(source[0])
+    return source, target
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=two_domains(), model=st.sampled_from(['TargetPop', 'EMCDR_MF', 'TMCDR_BPR', 'EMCDR_CML']))
+def test_random_small_data_trains_or_raises_a_documented_error(tmp_path_factory, data, model):
+    directory = tmp_path_factory.mktemp('prop')
+    source, target = data
+    for name, rows in (('s.csv', source), ('t.csv', target)):
+        (directory / name).write_text('user,item\n' + ''.join(f'{u},{i}\n' for u, i in rows))
+    scenario = {'type': 'generic', 'name': 'prop', 'source_file': str(directory / 's.csv'),
+                'target_file': str(directory / 't.csv'), 'columns': {'user': 'user', 'item': 'item'}}
+    overrides = dict(scenario=scenario, embedding_size=4, meta_group_size=2, meta_groups_per_batch=2,
+                     cache_dir=str(directory / 'cache'))
+    if model != 'TargetPop':
+        overrides['train_epochs'] = ["SOURCE:1", "TARGET:1", "OVERLAP:1"]
+    try:
+        result = run_recbole_cdr(model=model, saved=False, config_dict=fast_config(**overrides))
+    except DOCUMENTED_ERRORS as error:
+        assert str(error)  # a message that names the problem
+        return
+    assert 'uauc' in result['test_result']
