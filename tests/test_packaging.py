@@ -78,3 +78,13 @@ def test_wheel_installs_resources_inside_the_package(tmp_path):
     installed_yaml = sorted(p.relative_to(package / 'properties').as_posix()
                             for p in (package / 'properties').rglob('*.yaml'))
     assert installed_yaml == checkout_yaml
+    # Every module of the checkout too: setup.cfg lists the packages explicitly, so a new subpackage that
+    # is not added to [options] packages silently misses from the wheel.
+    checkout_py = {p.relative_to(PROJECT / 'recbole_tmcdr').as_posix()
+                   for p in (PROJECT / 'recbole_tmcdr').rglob('*.py') if '__pycache__' not in p.parts}
+    installed_py = {p.relative_to(package).as_posix() for p in package.rglob('*.py') if '__pycache__' not in p.parts}
+    missing = sorted(checkout_py - installed_py)
+    missing_packages = sorted({'recbole_tmcdr.' + os.path.dirname(m).replace('/', '.') for m in missing
+                               if os.path.dirname(m)})
+    assert not missing, (f'Not in the wheel: {missing}. Add {missing_packages} to "packages =" under [options] '
+                         'in setup.cfg.')
