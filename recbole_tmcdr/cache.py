@@ -13,7 +13,7 @@ from logging import getLogger
 
 import torch
 
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2  # 2: pre-trained after the source-sampler fix (compat)
 
 
 def tensor_checksum(tensors):

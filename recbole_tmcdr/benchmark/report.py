@@ -129,6 +129,10 @@ class Aggregate:
         test = self.tests.get((scenario, model), {}).get(metric)
         return bool(test and test[3] is not None and test[3] < ALPHA)
 
+    def significantly_worse(self, scenario, model, metric):
+        test = self.tests.get((scenario, model), {}).get(metric)
+        return self.starred(scenario, model, metric) and test[1] is not None and test[1] < 0
+
     def flagged(self, scenario, model):
         return any(m == model for m, *_ in self.negative_transfer.get(scenario, []))
 
@@ -233,7 +237,7 @@ def main_table(agg, metrics=METRICS):
                     if best[(scenario, key)] is not None and summary.mean == best[(scenario, key)]:
                         cell = f'**{cell}**'
                     if agg.starred(scenario, model, key):
-                        cell += '\\*'
+                        cell += '\\*' + ('↓' if agg.significantly_worse(scenario, model, key) else '')
                     if key == metrics[0][1] and agg.flagged(scenario, model):
                         cell += ' †'
                     if summary.n < max_n[scenario]:
@@ -255,7 +259,8 @@ def tests_table(agg, metrics=METRICS):
         row = [scenario, model, entry['baseline'], n]
         for _, key in metrics:
             _, diff, _, p = entry[key]
-            row += [_fmt(diff), _fmt_p(p) + (' \\*' if p is not None and p < ALPHA else '')]
+            star = ' \\*' + ('↓' if diff is not None and diff < 0 else '') if p is not None and p < ALPHA else ''
+            row += [_fmt(diff), _fmt_p(p) + star]
         rows.append(row)
     return _table(header, rows)
 
@@ -273,7 +278,8 @@ def negative_transfer_text(agg):
         floor, floor_auc = max(agg.floors[scenario], key=lambda item: item[1])
         if flagged:
             names = ', '.join(f'{m} (AUC {auc:.4f})' for m, auc, *_ in flagged)
-            lines.append(f'- {scenario}: † negative transfer: {names} do(es) not beat the target-only floor '
+            verb = 'does' if len(flagged) == 1 else 'do'
+            lines.append(f'- {scenario}: † negative transfer: {names} {verb} not beat the target-only floor '
                          f'{floor} (AUC {floor_auc:.4f}).')
         else:
             lines.append(f'- {scenario}: every transfer model beats the target-only floor {floor} '
@@ -407,9 +413,9 @@ def render_markdown(agg, figures=None):
     parts = ['# Cold-start cross-domain benchmark', '', header_notes(agg), '',
              '## Cold test users: AUC and NDCG@10 (mean ± 95% CI over seeds)', '', main_table(agg), '',
              'AUC = per-user AUC averaged over users (`uauc`). Bold: best mean of the column. '
-             f'\\*: paired t-test over seeds of a TMCDR model against the best other model of the scenario, '
-             f'p < {ALPHA} (two-sided; the sign is in the p-value table). †: negative transfer (does not beat the '
-             'target-only floor). "(target-only)": a floor that uses no source data.', '']
+             f'\\*: paired t-test over seeds (two-sided) of a TMCDR model against the best other model of the '
+             f'scenario, p < {ALPHA}; \\*↓: significantly WORSE than that model. †: negative transfer (does not '
+             'beat the target-only floor). "(target-only)": a floor that uses no source data.', '']
     tests = tests_table(agg)
     parts += ['## Paired t-tests (TMCDR vs the best other model, by mean test AUC)', '',
               tests if tests else 'No TMCDR model with a non-TMCDR baseline in the results.', '']
@@ -491,8 +497,9 @@ def plot_figure1(agg, path, metrics=METRICS):
     plt = _pyplot()
     if not pairs or plt is None:
         return None
-    fig, axes = plt.subplots(len(metrics), len(pairs), figsize=(3.2 * len(pairs) + 1, 2.8 * len(metrics)),
-                             squeeze=False)
+    width_per_pair = max(3.4, 0.9 * len(agg.scenarios) + 1.4)
+    fig, axes = plt.subplots(len(metrics), len(pairs), figsize=(width_per_pair * len(pairs) + 0.6,
+                                                                 2.9 * len(metrics) + 0.5), squeeze=False)
     width = 0.38
     x = np.arange(len(agg.scenarios))
     for col, (base, baseline, tmcdr) in enumerate(pairs):
@@ -508,6 +515,7 @@ def plot_figure1(agg, path, metrics=METRICS):
                 highs += [s.high for s in summaries if s]
             _zoomed_ylim(ax, lows, highs)
             ax.set_xticks(x)
+            ax.set_xlim(-0.7, len(agg.scenarios) - 0.3)
             ax.set_xticklabels(agg.scenarios, rotation=20, ha='right', fontsize=8)
             if col == 0:
                 ax.set_ylabel(name)
@@ -515,7 +523,7 @@ def plot_figure1(agg, path, metrics=METRICS):
                 ax.set_title(f'{base}: {baseline} vs {tmcdr}', fontsize=9)
                 ax.legend(fontsize=7, loc='lower right')
             ax.grid(axis='y', alpha=0.3)
-    fig.suptitle('Cold test users, mean ± 95% CI over seeds (cf. TMCDR paper, Figure 1)', fontsize=10)
+    fig.suptitle('Cold test users, mean ± 95% CI over seeds\n(cf. the TMCDR paper, Figure 1)', fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -547,7 +555,7 @@ def plot_kshot(agg, path, metrics=METRICS):
                 ax.set_title(scenario, fontsize=10)
             ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc='best')
-    fig.suptitle('K-shot warm-up of cold test users (mean ± 95% CI over seeds)', fontsize=10)
+    fig.suptitle('K-shot warm-up of cold test users\n(mean ± 95% CI over seeds)', fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -462,6 +462,8 @@ def _write_spec(out_dir, spec, cache_dir):
     """The resolved spec of the latest invocation, for the record (``<out>/spec.yaml``)."""
     import yaml
     content = spec.as_dict()
+    content['scenarios'] = [resolve_scenario(s).source() for s in spec.scenarios]
     content['cache_dir'] = cache_dir
+    content['out'] = out_dir
     with open(os.path.join(out_dir, 'spec.yaml'), 'w', encoding='utf-8') as f:
         yaml.safe_dump(results_io.to_jsonable(content), f, sort_keys=False)

@@ -27,8 +27,10 @@ EASE) get the positives only. Models whose training RecBole runs with a special 
 built on a cross-domain split, are listed in :data:`UNSUPPORTED` with the reason.
 """
 
+import os
 import sys
 
+import recbole
 import scipy.sparse
 import torch
 import yaml
@@ -91,8 +93,6 @@ def recbole_model_class(name):
 
 def recbole_model_yaml(name, config):
     """RecBole's own defaults for ``name`` (``recbole/properties/model/<name>.yaml``), or {}."""
-    import os
-    import recbole
     path = os.path.join(os.path.dirname(recbole.__file__), 'properties', 'model', f'{name}.yaml')
     if not os.path.isfile(path):
         return {}
