@@ -103,6 +103,7 @@ RULES = {
     'meta_groups_per_batch': Rule('int', positive, '> 0', owner='TMCDR'),
     'meta_max_positives_per_user': Rule('int', positive, '> 0', nullable=True, owner='TMCDR'),
     'meta_test_adapt_steps': Rule('int', non_negative, '>= 0', owner='TMCDR'),
+    'meta_warm_start_epochs': Rule('int', non_negative, '>= 0', owner='TMCDR'),
 }
 
 # Keys that are neither RecBole's nor a rule's but are legitimately set by the plugin or the toolkit.

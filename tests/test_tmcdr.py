@@ -152,3 +152,17 @@ def test_meta_batch_groups_are_disjoint_and_masked(meta_pipeline):
     assert model.is_warm_overlap_user[support].all() and model.is_warm_overlap_user[query].all()
     mask = batch['support_mask']
     assert ((mask == 0) | (mask == 1)).all() and mask.sum() > 0
+
+
+def test_warm_start_fits_theta_with_emcdr_objective_then_meta_trains(pipeline):
+    run = pipeline('TMCDR_MF', meta_warm_start_epochs=3, **META)
+    seen = []
+    original = run.model.bridge_loss
+
+    def recording(interaction):
+        seen.append('warm' if 'warm_user_id' in interaction else 'meta')
+        return original(interaction)
+    run.model.bridge_loss = recording
+    _, valid = run.fit()
+    assert seen[0] == 'warm' and seen[-1] == 'meta' and seen.index('meta') > 0
+    assert valid is not None and 'uauc' in valid

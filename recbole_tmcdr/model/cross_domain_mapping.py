@@ -62,6 +62,11 @@ class CrossDomainMappingRecommender(ColdStartRecommender):
     def bridge_loss(self, interaction):
         raise NotImplementedError
 
+    def mapping_mse_loss(self, users):
+        """EMCDR's objective: ||f(u^s) - u^t||^2 averaged over the batch's warm users."""
+        target = self.base_model.constrain(self.target_user_embedding(users))
+        return ((self.map_users(users) - target) ** 2).sum(-1).mean()
+
     # ----- embeddings
     def source_user_vectors(self, user_ids):
         return self.base_model.constrain(self.source_user_embedding(user_ids))

@@ -20,7 +20,4 @@ class EMCDR(CrossDomainMappingRecommender):
     """Mapping trained with MSE between f(u^s) and the pre-trained u^t."""
 
     def bridge_loss(self, interaction):
-        users = interaction[WARM_USER_FIELD]
-        mapped = self.map_users(users)
-        target = self.base_model.constrain(self.target_user_embedding(users))
-        return ((mapped - target) ** 2).sum(-1).mean()
+        return self.mapping_mse_loss(interaction[WARM_USER_FIELD])

@@ -23,6 +23,7 @@ from enum import Enum
 import torch
 from torch.func import functional_call, grad, vmap
 
+from recbole_tmcdr.model.cold_start_recommender import WARM_USER_FIELD
 from recbole_tmcdr.model.cross_domain_mapping import CrossDomainMappingRecommender
 from recbole_tmcdr.registry import register_model
 
@@ -100,6 +101,8 @@ class TMCDR(CrossDomainMappingRecommender):
         return per_task.sum() if self.reduction == LossReduction.SUM else per_task.mean()
 
     def bridge_loss(self, interaction):
+        if WARM_USER_FIELD in interaction:  # warm start of theta (meta_warm_start_epochs): EMCDR's objective
+            return self.mapping_mse_loss(interaction[WARM_USER_FIELD])
         return self.meta_loss(interaction)
 
     # ----- test-time adaptation (beyond the paper): adapt theta on a cold user's K revealed items

@@ -147,6 +147,12 @@ class ColdStartTrainer(CrossDomainTrainer):
 
     def _fit_bridge(self, train_data, valid_data, verbose, saved, show_progress, callback_fn):
         self.model.freeze_pretrained()
+        self._fit_on_cold_validation(self.bridge_loader(train_data), valid_data, verbose, saved, show_progress,
+                                     callback_fn)
+
+    def _fit_on_cold_validation(self, loader, valid_data, verbose, saved, show_progress, callback_fn):
+        """RecBole's epoch loop over ``loader`` with early stopping / best checkpoint on cold validation
+        users; the best state is also kept in memory (so ``saved=False`` still ends on the best model)."""
 
         def remember_best(epoch_idx, valid_score):
             if self.cur_step == 0:  # early_stopping() just recorded a new best
@@ -154,5 +160,5 @@ class ColdStartTrainer(CrossDomainTrainer):
             if callback_fn:
                 callback_fn(epoch_idx, valid_score)
 
-        Trainer.fit(self, self.bridge_loader(train_data), valid_data, verbose=verbose, saved=saved,
-                    show_progress=show_progress, callback_fn=remember_best)
+        Trainer.fit(self, loader, valid_data, verbose=verbose, saved=saved, show_progress=show_progress,
+                    callback_fn=remember_best)

@@ -11,7 +11,7 @@ from recbole.data.interaction import Interaction
 from recbole_tmcdr.model.tmcdr import QUERY, SUPPORT
 from recbole_tmcdr.registry import register_trainer
 from recbole_tmcdr.validation import ConfigError
-from recbole_tmcdr.trainer.cold_start_trainer import ColdStartTrainer
+from recbole_tmcdr.trainer.cold_start_trainer import ColdStartTrainer, WarmUserLoader
 
 
 class UserPositives:
@@ -103,7 +103,25 @@ class MetaTaskLoader:
 
 @register_trainer
 class MetaTrainer(ColdStartTrainer):
-    """ColdStartTrainer whose bridge phase is TMCDR's meta stage (Algorithm 1)."""
+    """ColdStartTrainer whose bridge phase is TMCDR's meta stage (Algorithm 1), optionally preceded by an
+    EMCDR-style warm start of theta (``meta_warm_start_epochs``; beyond the paper, which starts theta at
+    random). Model selection runs across both on the cold validation users, so the meta stage keeps the
+    warm-start theta unless it improves on it."""
+
+    def _fit_bridge(self, train_data, valid_data, verbose, saved, show_progress, callback_fn):
+        warm_start_epochs = self.config['meta_warm_start_epochs'] or 0
+        if warm_start_epochs > 0:
+            self.model.freeze_pretrained()
+            meta_epochs, self.epochs = self.epochs, warm_start_epochs
+            self.logger.info(f'Warm start of theta with the EMCDR objective: {warm_start_epochs} epochs at most')
+            self._fit_on_cold_validation(WarmUserLoader(self.model.warm_overlap_users, self.config['mapping_batch_size']),
+                                         valid_data, verbose, saved, show_progress, callback_fn)
+            if self.best_state is not None:
+                self.model.load_state_dict(self.best_state)
+            # the meta stage: a fresh optimizer and patience, the best score so far is kept
+            self.epochs, self.start_epoch, self.cur_step = meta_epochs, 0, 0
+            self.optimizer = self._build_optimizer(params=self.model.phase_parameters(self.model.phase))
+        super()._fit_bridge(train_data, valid_data, verbose, saved, show_progress, callback_fn)
 
     def bridge_loader(self, train_data):
         target_train = train_data.target_dataset.inter_feat
