@@ -21,7 +21,7 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m recbole_tmcdr.compare --dataset $(DEMO_DATASET) --models $(DEMO_MODELS)
+	$(PY) -m recbole_tmcdr.benchmark --scenarios $(DEMO_DATASET) --models $(DEMO_MODELS) --seeds 2022 --no-lr-search --out runs/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -30,4 +30,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info log log_tensorboard saved
+	rm -rf $(VENV) build dist *.egg-info log log_tensorboard saved runs

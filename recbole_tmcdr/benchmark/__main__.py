@@ -84,7 +84,10 @@ def main(argv=None):
         parser.error(str(error))
 
     from recbole_tmcdr.benchmark.runner import run_benchmark
-    summary = run_benchmark(spec, report=not args.no_report, progress=args.progress, dry_run=args.dry_run)
+    try:
+        summary = run_benchmark(spec, report=not args.no_report, progress=args.progress, dry_run=args.dry_run)
+    except SpecError as error:
+        parser.error(str(error))
     if args.dry_run:
         return 0
     report = summary.get('report')

@@ -137,7 +137,14 @@ class Aggregate:
         return any(m == model for m, *_ in self.negative_transfer.get(scenario, []))
 
 
-def aggregate(records, metrics=METRICS):
+def _ordered(names, order):
+    order = [n for i, n in enumerate(order or []) if n not in (order or [])[:i]]
+    return [n for n in order if n in names] + [n for n in names if n not in order]
+
+
+def aggregate(records, metrics=METRICS, scenario_order=None, model_order=None):
+    """Statistics of the last record of each (scenario, model, seed). Scenarios and models are listed in the
+    given orders (e.g. the spec's), then in order of first appearance; target-only floors come first."""
     records = latest_records(records)
     scenarios, models = [], []
     values = OrderedDict()
@@ -158,6 +165,7 @@ def aggregate(records, metrics=METRICS):
             per_k = kshot_values.setdefault((scenario, model), {}).setdefault(int(k), {key: {} for _, key in metrics})
             for _, key in metrics:
                 per_k[key][seed] = kmetrics.get(key)
+    scenarios, models = _ordered(scenarios, scenario_order), _ordered(models, model_order)
     models = [m for m in models if is_target_only(m)] + [m for m in models if not is_target_only(m)]
     cells = {pair: {key: summarize(by_seed) for key, by_seed in cell.items()} for pair, cell in values.items()}
     kshot = {pair: {k: {key: summarize(v) for key, v in per_metric.items()} for k, per_metric in sorted(ks.items())}
@@ -548,13 +556,15 @@ def plot_kshot(agg, path, metrics=METRICS):
                 summaries = [per_k[k][key] for k in ks]
                 ax.errorbar(ks, [s.mean for s in summaries], yerr=[s.half_width or 0.0 for s in summaries],
                             marker='o', capsize=3, label=model, linestyle='--' if is_target_only(model) else '-')
+            all_ks = sorted({k for model in agg.models for k in agg.kshot.get((scenario, model), {})})
+            ax.set_xticks(all_ks)
             ax.set_xlabel('K revealed target interactions')
             if col == 0:
                 ax.set_ylabel(name)
             if row == 0:
                 ax.set_title(scenario, fontsize=10)
             ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc='best')
+    axes[0][-1].legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1.0))
     fig.suptitle('K-shot warm-up of cold test users\n(mean ± 95% CI over seeds)', fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -563,14 +573,27 @@ def plot_kshot(agg, path, metrics=METRICS):
 
 
 # ----- entry points
-def write_report(out_dir, records=None):
+def _spec_order(out_dir):
+    """Scenario and model order of the latest benchmark invocation (``spec.yaml``), if any."""
+    try:
+        import yaml
+        with open(os.path.join(out_dir, 'spec.yaml'), encoding='utf-8') as f:
+            spec = yaml.safe_load(f) or {}
+        return spec.get('scenario_labels') or [], spec.get('models') or []
+    except (OSError, ValueError, AttributeError):
+        return [], []
+
+
+def write_report(out_dir, records=None, scenario_order=None, model_order=None):
     """Write table.md, table.csv, figure1.png and kshot.png into ``out_dir``; returns their paths and the
-    Markdown text (``{'markdown', 'table_md', 'table_csv', 'figure1', 'kshot'}``)."""
+    Markdown text (``{'markdown', 'table_md', 'table_csv', 'figure1', 'kshot', 'aggregate'}``)."""
     if records is None:
         records = load_records(os.path.join(out_dir, RESULTS_FILE))
     if not records:
         raise FileNotFoundError(f'No finished run in {os.path.join(out_dir, RESULTS_FILE)}: nothing to report.')
-    agg = aggregate(records)
+    if scenario_order is None and model_order is None:
+        scenario_order, model_order = _spec_order(out_dir)
+    agg = aggregate(records, scenario_order=scenario_order, model_order=model_order)
     figures = {'Figure 1': plot_figure1(agg, os.path.join(out_dir, 'figure1.png')),
                'K-shot': plot_kshot(agg, os.path.join(out_dir, 'kshot.png'))}
     markdown = render_markdown(agg, figures)

@@ -14,6 +14,7 @@
 """
 
 import contextlib
+import json
 import logging
 import multiprocessing
 import os
@@ -29,7 +30,7 @@ from tqdm.auto import tqdm
 
 from recbole_tmcdr.benchmark import results as results_io
 from recbole_tmcdr.benchmark.spec import (
-    BenchmarkSpec, absolute_path_overrides, config_hash, file_sha, grid, model_search_space, resolve_scenario,
+    BenchmarkSpec, SpecError, absolute_path_overrides, config_hash, file_sha, grid, model_search_space, resolve_scenario,
     resolved_value,
 )
 
@@ -77,7 +78,7 @@ def plan(spec, out_dir, cache_dir):
     labels = [s.label for s in scenarios]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
-        raise ValueError(f'Two scenarios are named {duplicates}: give the scenario YAML files different '
+        raise SpecError(f'Two scenarios are named {duplicates}: give the scenario YAML files different '
                          '`scenario: name:` values (or file names).')
     overrides = absolute_path_overrides(spec.overrides)
     config_files = [os.path.abspath(f) for f in spec.config_files]
@@ -276,49 +277,129 @@ class ProgressDisplay:
         self.overall.close()
 
 
-# ----- executors
-def _run_serial(tasks, run_fn, display, on_done):
+# ----- units of work: runs that share pre-trained base models run one after the other in one worker
+def pretrain_share_key(task):
+    """Runs with the same key pre-train the same cached base models (same scenario, seed, base model and
+    pre-training settings, e.g. EMCDR_MF and TMCDR_MF): running them in one worker, one after the other, makes
+    the later ones reuse the cache instead of pre-training the same thing concurrently. None = not shared."""
+    try:
+        from recbole_tmcdr.model.cross_domain_mapping import CrossDomainMappingRecommender
+        from recbole_tmcdr.registry import MODELS
+        from recbole_tmcdr.trainer.cold_start_trainer import PRETRAIN_KEY_FIELDS
+        if not issubclass(MODELS.get(task['model']), CrossDomainMappingRecommender):
+            return None
+    except Exception:  # noqa: BLE001 - only an optimisation
+        return None
+    from recbole_tmcdr.benchmark.spec import merged_model_yaml
+    merged, overrides = merged_model_yaml(task['model']), task['overrides']
+    value = lambda key: overrides.get(key, merged.get(key))  # noqa: E731
+    phases = [str(p) for p in value('train_epochs') or [] if str(p).split(':')[0].upper() in ('SOURCE', 'TARGET')]
+    if not phases:
+        return None
+    fields = {key: value(key) for key in PRETRAIN_KEY_FIELDS if key != 'seed'}
+    return json.dumps([task['scenario'], task['seed'], phases, fields], sort_keys=True, default=str)
+
+
+def group_tasks(tasks):
+    """Units of work (lists of tasks), in the order of their first task."""
+    groups = {}
+    for index, task in enumerate(tasks):
+        key = pretrain_share_key(task)
+        groups.setdefault(key if key is not None else ('alone', index), []).append(task)
+    return list(groups.values())
+
+
+def run_group(tasks, progress=None, run_fn=run_one):
+    """Run a unit of work in a worker. Each run's outcome is sent at once as a ``record`` / ``error`` event
+    (the main process writes it to results.jsonl) and also returned: [(run_id, record, error, traceback)]."""
+    outcomes = []
     for task in tasks:
         try:
-            record = run_fn(task, display.event)
-        except Exception as error:  # noqa: BLE001
-            on_done(task, None, error, traceback.format_exc())
+            record = run_fn(task, progress)
+        except Exception as error:  # noqa: BLE001 - one failed run does not stop the others
+            outcome = (task['run_id'], None, f'{type(error).__name__}: {error}', traceback.format_exc())
+            _emit(progress, {'event': 'error', 'run_id': task['run_id'], 'error': outcome[2], 'traceback': outcome[3]})
         else:
-            on_done(task, record, None, None)
+            outcome = (task['run_id'], record, None, None)
+            _emit(progress, {'event': 'record', 'run_id': task['run_id'], 'record': record})
+        outcomes.append(outcome)
+    return outcomes
 
 
-def _drain(queue, display):
+class Dispatcher:
+    """Main-process side of the events: outcomes to ``on_done`` (once per run), the rest to the display."""
+
+    def __init__(self, tasks, display, on_done):
+        self.tasks = {task['run_id']: task for task in tasks}
+        self.display, self.on_done, self.handled = display, on_done, set()
+
+    def __call__(self, event):
+        kind = event.get('event')
+        if kind == 'record':
+            self.outcome(event['run_id'], event['record'], None, None)
+        elif kind == 'error':
+            self.outcome(event['run_id'], None, event['error'], event.get('traceback'))
+        else:
+            self.display.event(event)
+
+    def outcome(self, run_id, record, error, trace):
+        if run_id in self.handled or run_id not in self.tasks:
+            return
+        self.on_done(self.tasks[run_id], record, error, trace)
+        self.handled.add(run_id)
+
+    def group_finished(self, group, outcomes=None, error=None, trace=None):
+        """After a unit of work: outcomes whose event was lost, and runs of a crashed worker."""
+        for run_id, record, run_error, run_trace in outcomes or []:
+            self.outcome(run_id, record, run_error, run_trace)
+        for task in group:
+            self.outcome(task['run_id'], None, error or 'the worker ended without a result', trace)
+
+
+# ----- executors
+def _run_serial(groups, run_fn, dispatch):
+    for group in groups:
+        dispatch.group_finished(group, run_group(group, dispatch, run_fn))
+
+
+def _drain(queue, dispatch):
     import queue as queue_module
     while True:
         try:
-            display.event(queue.get_nowait())
+            event = queue.get_nowait()
         except (queue_module.Empty, EOFError, OSError):
             return
         except Exception as error:  # noqa: BLE001 - ray.util.queue.Empty is not queue.Empty
             if type(error).__name__ == 'Empty':
                 return
             raise
+        dispatch(event)
 
 
-def _run_processes(tasks, run_fn, jobs, display, on_done):
+def _error_text(error):
+    return f'{type(error).__name__}: {error}', ''.join(traceback.format_exception(error))
+
+
+def _run_processes(groups, run_fn, jobs, dispatch):
+    """One fresh spawned process per unit of work (``max_tasks_per_child=1``): RecBole's global state (logging,
+    seeds, threads) never leaks from one run to the next, and a crash ends only its own unit."""
     context = multiprocessing.get_context('spawn')
     with context.Manager() as manager:
         queue = manager.Queue()
         pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, max_tasks_per_child=1)
         try:
-            futures = {pool.submit(run_fn, task, queue): task for task in tasks}
+            futures = {pool.submit(run_group, group, queue, run_fn): group for group in groups}
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                _drain(queue, display)
+                _drain(queue, dispatch)
                 for future in done:
-                    task = futures[future]
                     try:
-                        record = future.result()
-                    except Exception as error:  # noqa: BLE001
-                        on_done(task, None, error, ''.join(traceback.format_exception(error)))
+                        outcomes = future.result()
+                    except Exception as error:  # noqa: BLE001 - e.g. BrokenProcessPool (worker killed)
+                        dispatch.group_finished(futures[future], None, *_error_text(error))
                     else:
-                        on_done(task, record, None, None)
+                        dispatch.group_finished(futures[future], outcomes)
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
@@ -334,7 +415,10 @@ def import_ray():
     return ray
 
 
-def _run_ray(tasks, run_fn, address, cpus_per_task, display, on_done):
+def _run_ray(groups, run_fn, address, cpus_per_task, dispatch):
+    """Units of work as Ray tasks (``num_cpus=cpus_per_task``); progress and outcomes come back through a
+    ``ray.util.queue.Queue``. On a multi-node cluster the output and cache directories must be on a shared file
+    system (runs write their logs and the embedding cache there) and the plugin installed on every node."""
     ray = import_ray()
     started_here = not ray.is_initialized()
     if started_here:
@@ -343,20 +427,20 @@ def _run_ray(tasks, run_fn, address, cpus_per_task, display, on_done):
     try:
         from ray.util.queue import Queue
         queue = Queue()
-        remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(run_fn)
-        refs = {remote.remote(task, queue): task for task in tasks}
+        remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(run_group)
+        refs = {remote.remote(group, queue, run_fn): group for group in groups}
         try:
             while refs:
                 ready, _ = ray.wait(list(refs), num_returns=1, timeout=0.25)
-                _drain(queue, display)
+                _drain(queue, dispatch)
                 for ref in ready:
-                    task = refs.pop(ref)
+                    group = refs.pop(ref)
                     try:
-                        record = ray.get(ref)
+                        outcomes = ray.get(ref)
                     except Exception as error:  # noqa: BLE001
-                        on_done(task, None, error, ''.join(traceback.format_exception(error)))
+                        dispatch.group_finished(group, None, *_error_text(error))
                     else:
-                        on_done(task, record, None, None)
+                        dispatch.group_finished(group, outcomes)
         except BaseException:
             for ref in refs:
                 with contextlib.suppress(Exception):
@@ -381,7 +465,7 @@ def run_benchmark(spec: BenchmarkSpec, run_fn=run_one, report=True, progress=Non
     """Run (or resume) a benchmark; returns ``{'out', 'planned', 'skipped', 'finished', 'failed', 'report'}``.
 
     ``run_fn(task, progress)`` runs one (scenario, model, seed) and returns its record (default
-    :func:`run_one`; tests inject a fake). ``progress``: True/False forces the bars on/off (None = on a TTY).
+    :func:`run_one`; tests inject a fake; for worker processes and Ray it must be a module-level function). ``progress``: True/False forces the bars on/off (None = on a TTY).
     """
     spec = spec.validate()
     from recbole_tmcdr.config import default_cache_dir
@@ -410,7 +494,8 @@ def run_benchmark(spec: BenchmarkSpec, run_fn=run_one, report=True, progress=Non
                          task['config_hash'])
             todo.append(task)
 
-    local_jobs = max(1, min(int(spec.jobs or default_jobs()), len(todo) or 1))
+    groups = group_tasks(todo)
+    local_jobs = max(1, min(int(spec.jobs or default_jobs()), len(groups) or 1))
     threads = spec.threads or (1 if spec.ray_address else max(1, (os.cpu_count() or 1) // local_jobs))
     for task in todo:
         task['threads'] = threads
@@ -435,26 +520,28 @@ def run_benchmark(spec: BenchmarkSpec, run_fn=run_one, report=True, progress=Non
         else:
             results_io.append_record(os.path.join(out_dir, results_io.ERRORS_FILE), {
                 'scenario': task['scenario'], 'model': task['model'], 'seed': task['seed'],
-                'config_hash': task['config_hash'], 'error': f'{type(error).__name__}: {error}',
-                'traceback': trace, 'at': datetime.now(timezone.utc).isoformat(timespec='seconds')})
+                'config_hash': task['config_hash'], 'error': error, 'traceback': trace,
+                'at': datetime.now(timezone.utc).isoformat(timespec='seconds')})
             summary['failed'].append((task, error))
-            display.finish(task['run_id'], f"FAILED {task['run_id']}: {type(error).__name__}: {error}")
+            display.finish(task['run_id'], f"FAILED {task['run_id']}: {error}")
 
+    dispatch = Dispatcher(todo, display, on_done)
     try:
-        if not todo:
+        if not groups:
             pass
         elif spec.ray_address:
-            _run_ray(todo, run_fn, spec.ray_address, threads, display, on_done)
+            _run_ray(groups, run_fn, spec.ray_address, threads, dispatch)
         elif local_jobs == 1:
-            _run_serial(todo, run_fn, display, on_done)
+            _run_serial(groups, run_fn, dispatch)
         else:
-            _run_processes(todo, run_fn, local_jobs, display, on_done)
+            _run_processes(groups, run_fn, local_jobs, dispatch)
     finally:
         display.close()
 
     if report:
         from recbole_tmcdr.benchmark.report import write_report
-        summary['report'] = write_report(out_dir)
+        summary['report'] = write_report(out_dir, scenario_order=[t['scenario'] for t in tasks],
+                                         model_order=list(spec.models))
     return summary
 
 
@@ -462,7 +549,9 @@ def _write_spec(out_dir, spec, cache_dir):
     """The resolved spec of the latest invocation, for the record (``<out>/spec.yaml``)."""
     import yaml
     content = spec.as_dict()
-    content['scenarios'] = [resolve_scenario(s).source() for s in spec.scenarios]
+    resolved = [resolve_scenario(s) for s in spec.scenarios]
+    content['scenarios'] = [s.source() for s in resolved]
+    content['scenario_labels'] = [s.label for s in resolved]
     content['cache_dir'] = cache_dir
     content['out'] = out_dir
     with open(os.path.join(out_dir, 'spec.yaml'), 'w', encoding='utf-8') as f:

