@@ -85,6 +85,7 @@ RULES = {
     'learning_rate': Rule('float', positive, '> 0'),
     'embedding_reg_weight': Rule('float', non_negative, '>= 0', owner=MAPPING),
     'pretrain_stopping_tol': Rule('float', non_negative, '>= 0', owner=MAPPING),
+    'pretrain_stopping_step': Rule('int', positive, '> 0', owner=MAPPING),
     'force_pretrain': Rule('bool', owner=MAPPING),
     'pretrain_users': Rule('str', choices=('all', 'overlap'), owner=MAPPING),
     'base_model': Rule('str', choices=BASE_MODEL_NAMES, owner=MAPPING),

@@ -9,12 +9,12 @@ from conftest import Pipeline
 from test_models import PHASES, run_recording_bridge_phase
 
 META = dict(meta_group_size=6, meta_groups_per_batch=3, embedding_size=6, meta_inner_lr=0.05,
-            meta_max_positives_per_user=5, train_epochs=PHASES)
+            meta_max_positives_per_user=5, train_epochs=PHASES, meta_loss_reduction='sum')
 
 
-@pytest.fixture
-def meta_pipeline(pipeline):
-    run = pipeline('TMCDR_MF', **META)
+@pytest.fixture(params=['sum', 'mean'])
+def meta_pipeline(pipeline, request):
+    run = pipeline('TMCDR_MF', **{**META, 'meta_loss_reduction': request.param})
     run.model.double()
     run.model.set_phase('OVERLAP')
     return run
@@ -37,7 +37,9 @@ def reference_phase_loss(model, weight, bias, batch, phase, g):
     pos = (mapped[rows] * items[batch[f'{phase}_pos'][g]]).sum(-1)
     neg = (mapped[rows].unsqueeze(1) * items[batch[f'{phase}_neg'][g]]).sum(-1)
     per_sample = torch.log1p(torch.exp(-pos)) + torch.log1p(torch.exp(neg)).sum(-1)
-    return (per_sample * batch[f'{phase}_mask'][g]).sum()
+    mask = batch[f'{phase}_mask'][g]
+    total = (per_sample * mask).sum()
+    return total if model.reduction.value == 'sum' else total / mask.sum()
 
 
 def unrolled_reference(model, batch, lr, first_order=False):
@@ -48,6 +50,8 @@ def unrolled_reference(model, batch, lr, first_order=False):
         support = reference_phase_loss(model, weight, bias, batch, 'support', g)
         g_w, g_b = torch.autograd.grad(support, (weight, bias), create_graph=not first_order)
         total = total + reference_phase_loss(model, weight - lr * g_w, bias - lr * g_b, batch, 'query', g)
+    if model.reduction.value == 'mean':  # tasks are averaged too
+        total = total / len(batch['support_users'])
     return torch.autograd.grad(total, (weight, bias))
 
 
@@ -85,6 +89,8 @@ def test_first_order_equals_plain_gradient_at_adapted_theta(meta_pipeline):
         grads = torch.autograd.grad(reference_phase_loss(model, w_adapted, b_adapted, batch, 'query', g),
                                     (w_adapted, b_adapted))
         expected = [e + gr for e, gr in zip(expected, grads)]
+    if model.reduction.value == 'mean':
+        expected = [e / len(batch['support_users']) for e in expected]
     for a, b in zip(ours, expected):
         assert torch.allclose(a, b, rtol=1e-9, atol=1e-11)
 

@@ -29,7 +29,7 @@ from recbole_tmcdr.registry import register_trainer
 # Config keys that determine a pre-trained base model (besides the data split and the phase).
 PRETRAIN_KEY_FIELDS = ('seed', 'base_model', 'embedding_size', 'pretrain_learning_rate', 'train_batch_size',
                        'neg_sampling', 'embedding_reg_weight', 'pretrain_users', 'pretrain_stopping_tol',
-                       'stopping_step', 'cml_margin')
+                       'pretrain_stopping_step', 'cml_margin')
 
 
 class WarmUserLoader:
@@ -136,7 +136,7 @@ class ColdStartTrainer(CrossDomainTrainer):
                 best_loss, stale = loss, 0
             else:
                 stale += 1
-                if stale >= self.stopping_step:
+                if stale >= self.config['pretrain_stopping_step']:
                     break
         self.pretrain_cache.save(key, {name: m.weight for name, m in modules.items()},
                                  description=f'{phase.value} {self.config["base_model"]}')
