@@ -1,9 +1,10 @@
 """Command-line parsing shared by ``python -m recbole_tmcdr`` and ``python -m recbole_tmcdr.compare``."""
 
-import argparse
 import sys
 
 import yaml
+
+from recbole_tmcdr.config import SafeConfigLoader
 
 
 def models_and_datasets_epilog():
@@ -15,13 +16,13 @@ def models_and_datasets_epilog():
 
 
 def parse_overrides(extra_args, parser):
-    """``--key=value`` pairs into a config dict, values read as YAML scalars/lists."""
+    """``--key=value`` pairs into a config dict, values read as YAML (``1e-3`` is a float, as in RecBole)."""
     overrides = {}
     for arg in extra_args:
         if not arg.startswith('--') or '=' not in arg:
             parser.error(f"unrecognised argument '{arg}': parameters are written --key=value")
         key, value = arg[2:].split('=', 1)
-        overrides[key] = yaml.safe_load(value)
+        overrides[key] = yaml.load(value, Loader=SafeConfigLoader) if value.strip() else value
     return overrides
 
 

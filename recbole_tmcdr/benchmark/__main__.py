@@ -5,7 +5,8 @@
 import argparse
 import sys
 
-from recbole_tmcdr.benchmark.spec import BenchmarkSpec, SpecError, parse_value
+from recbole_tmcdr.benchmark.spec import BenchmarkSpec, SpecError
+from recbole_tmcdr.cli import parse_overrides
 
 EPILOG = """\
 Every (scenario, model, seed) is one run: the grid of the model's `benchmark_search_space` (its YAML; default
@@ -52,17 +53,6 @@ def build_parser():
     parser.add_argument('--progress', action=argparse.BooleanOptionalAction, default=None,
                         help='progress bars (default: on a terminal)')
     return parser
-
-
-def parse_overrides(extra, parser):
-    """``--key=value`` pairs into a config dict (as ``recbole_tmcdr.cli.parse_overrides``; ``1e-3`` is a float)."""
-    overrides = {}
-    for arg in extra:
-        if not arg.startswith('--') or '=' not in arg:
-            parser.error(f"unrecognised argument '{arg}': parameters are written --key=value")
-        key, value = arg[2:].split('=', 1)
-        overrides[key] = parse_value(value)
-    return overrides
 
 
 def spec_from_args(args, overrides):

@@ -25,11 +25,12 @@ import hashlib
 import itertools
 import json
 import os
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
+
+from recbole_tmcdr.config import SafeConfigLoader
 
 DEFAULT_SEARCH_SPACE = {'learning_rate': [0.001, 0.002, 0.005, 0.01]}  # the paper's grid
 SEARCH_SPACE_KEY = 'benchmark_search_space'
@@ -47,31 +48,12 @@ class SpecError(ValueError):
     """An invalid benchmark spec (unknown scenario/model, bad field)."""
 
 
-class _FloatLoader(yaml.SafeLoader):
-    """SafeLoader that also reads ``1e-3`` as a float (as RecBole's own YAML loader does)."""
-
-
-_FloatLoader.add_implicit_resolver(
-    'tag:yaml.org,2002:float',
-    re.compile(r'''^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                    |\.[0-9_]+(?:[eE][-+][0-9]+)?
-                    |[-+]?\.(?:inf|Inf|INF)
-                    |\.(?:nan|NaN|NAN))$''', re.X),
-    list('-+0123456789.'))
-
-
 def load_yaml(text_or_path):
     if isinstance(text_or_path, Path) or (isinstance(text_or_path, str) and '\n' not in text_or_path
                                           and os.path.isfile(text_or_path)):
         with open(text_or_path, encoding='utf-8') as f:
             text_or_path = f.read()
-    return yaml.load(text_or_path, Loader=_FloatLoader)
-
-
-def parse_value(text):
-    """A ``--key=value`` value, read as YAML (``1e-3`` is a float)."""
-    return load_yaml(text) if text.strip() else text
+    return yaml.load(text_or_path, Loader=SafeConfigLoader)
 
 
 @dataclass
