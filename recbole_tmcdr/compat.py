@@ -26,6 +26,7 @@ import sys
 import types
 
 import numpy
+import scipy.sparse
 import pandas as pd
 import torch
 from recbole.data.dataloader.general_dataloader import NegSampleEvalDataLoader
@@ -362,8 +363,32 @@ def fix_cdr_source_sampler_id_ranges():
     CrossDomainSourceSampler.__init__ = __init__
 
 
+class DokMatrixWithUpdate(scipy.sparse.dok_matrix):
+    """scipy's ``dok_matrix`` with the private ``_update`` (an unchecked bulk insert) that scipy >= 1.12 removed."""
+
+    def _update(self, data):
+        self._dict.update(data)
+
+
+# RecBole 1.0.1 graph models that build their adjacency with ``dok_matrix._update``.
+RECBOLE_DOK_UPDATE_MODULES = ('lightgcn', 'ngcf', 'spectralcf', 'gcmc')
+
+
+@_once
+def fix_recbole_graph_models_scipy_dok():
+    """RecBole 1.0.1's LightGCN / NGCF / SpectralCF / GCMC call ``dok_matrix._update`` (``AttributeError`` on
+    scipy >= 1.12). Only those modules get a ``scipy.sparse`` whose ``dok_matrix`` still has it."""
+    for short_name in RECBOLE_DOK_UPDATE_MODULES:
+        module_name = f'recbole.model.general_recommender.{short_name}'
+        __import__(module_name)
+        module = sys.modules[module_name]
+        if getattr(module, 'sp', None) is scipy.sparse:
+            module.sp = ModuleWithOverrides(scipy.sparse, {'dok_matrix': DokMatrixWithUpdate})
+
+
 FIXES = [
     fix_numpy_removed_aliases,
+    fix_recbole_graph_models_scipy_dok,
     fix_torch_load_weights_only,
     fix_cdr_sampled_eval_loader_fields,
     fix_cdr_trainer_eval_fields,

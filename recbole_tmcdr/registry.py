@@ -20,6 +20,11 @@ class Registry:
     def __init__(self, kind):
         self.kind = kind
         self._entries = {}
+        self._unavailable = {}
+
+    def mark_unavailable(self, name, reason):
+        """A known name deliberately not registered: looking it up explains why."""
+        self._unavailable[name] = reason
 
     def register(self, name, obj):
         if not isinstance(name, str) or not name:
@@ -38,6 +43,8 @@ class Registry:
             raise RegistryError(self.unknown_message(name)) from None
 
     def unknown_message(self, name):
+        if name in self._unavailable:
+            return self._unavailable[name]
         close = difflib.get_close_matches(str(name), list(self._entries), n=1, cutoff=0.6)
         hint = f" Did you mean '{close[0]}'?" if close else ''
         return f"Unknown {self.kind} '{name}'.{hint} Available: {', '.join(self.names())}."

@@ -6,6 +6,11 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 import recbole_tmcdr  # noqa: E402,F401  (applies compat fixes and registers models before any test)
+import torch  # noqa: E402
+
+# The tests' tensors are tiny: one thread avoids thread-pool overhead (and oversubscription on a shared
+# 2-core machine, where it made some tests 100x slower).
+torch.set_num_threads(1)
 
 from synthetic import write_generic_scenario  # noqa: E402
 

@@ -33,8 +33,8 @@ RUNS = {
     'BPR': dict(train_epochs=["TARGET:2"]),
     'LightGCN': dict(train_epochs=["TARGET:2"]),
     'NGCF': dict(train_epochs=["TARGET:1"]),
-    'NeuMF': dict(train_epochs=["TARGET:2"]),
-    'MultiVAE': dict(train_epochs=["TARGET:1"]),
+    'NeuMF': dict(train_epochs=["TARGET:1"], mf_embedding_size=8, mlp_embedding_size=8, mlp_hidden_size=[16]),
+    'MultiVAE': dict(train_epochs=["TARGET:1"], mlp_hidden_size=[32], latent_dimension=8),
 }
 
 
@@ -186,6 +186,10 @@ def test_sscdr_one_hop_inference_is_the_mean_of_mapped_user_and_items(pipeline):
         nodes = torch.cat([model.bridge(model.source_user_vectors(torch.tensor([user]))),
                            model.bridge(model.base_model.constrain(model.source_item_embedding(items)))])
         assert torch.allclose(model.map_users(torch.tensor([user]))[0], nodes.mean(0), atol=1e-6)
+        warm = model.warm_overlap_users[:4]  # the supervised loss maps the user alone, not its neighbourhood
+        residual = (model.bridge(model.source_user_vectors(warm))
+                    - model.base_model.constrain(model.target_user_embedding(warm)))
+        assert torch.allclose(model.supervised_loss(warm), residual.pow(2).sum(-1).mean())
         model.hops = 0
         assert torch.allclose(model.map_users(torch.tensor([user]))[0], nodes[0], atol=1e-6)
         model.hops = 2

@@ -351,3 +351,15 @@ def test_fix_cdr_source_sampler_id_ranges(tmp_path, monkeypatch):
     without_fix(monkeypatch, 'recbole_cdr.sampler.CrossDomainSourceSampler.__init__')
     original = CrossDomainSourceSampler(['train'], dataset, [source], 'uniform')
     assert 1 in original.item_id_list and 11 not in original.item_id_list  # t1 in, s1 out
+
+
+def test_fix_recbole_graph_models_scipy_dok(monkeypatch):
+    import scipy.sparse
+    lightgcn = sys.modules['recbole.model.general_recommender.lightgcn']
+    matrix = lightgcn.sp.dok_matrix((3, 3), dtype=numpy.float32)
+    matrix._update({(0, 1): 1.0, (2, 0): 2.0})  # what LightGCN.get_norm_adj_mat does
+    assert matrix[0, 1] == 1.0 and matrix[2, 0] == 2.0
+    assert not hasattr(scipy.sparse.dok_matrix((1, 1)), '_update')  # scipy itself is untouched
+    monkeypatch.setattr(lightgcn, 'sp', scipy.sparse)
+    with pytest.raises(AttributeError, match='_update'):
+        lightgcn.sp.dok_matrix((3, 3))._update({(0, 1): 1.0})

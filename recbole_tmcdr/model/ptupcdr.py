@@ -135,7 +135,8 @@ class PTUPCDR(CrossDomainMappingRecommender):
     def build_bridge(self, config):
         meta_dim = config['ptupcdr_meta_dim']
         if not (isinstance(meta_dim, int) and not isinstance(meta_dim, bool) and meta_dim > 0):
-            raise ValueError(f"The 'ptupcdr_meta_dim' parameter of PTUPCDR must be an int > 0. Got {meta_dim!r} instead.")
+            raise ValueError(f"The 'ptupcdr_meta_dim' parameter of PTUPCDR must be an int > 0. "
+                             f'Got {meta_dim!r} instead.')
         return PersonalBridge(self.embedding_size, meta_dim)
 
     # ----- the personalised bridge

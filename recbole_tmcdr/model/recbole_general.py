@@ -27,20 +27,17 @@ EASE) get the positives only. Models whose training RecBole runs with a special 
 built on a cross-domain split, are listed in :data:`UNSUPPORTED` with the reason.
 """
 
+import copy
 import os
-import sys
 
 import recbole
-import scipy.sparse
 import torch
 import yaml
 from recbole.data.interaction import Interaction
 from recbole.model import general_recommender
 from recbole.utils import InputType, ModelType
 
-from recbole_tmcdr.compat import ModuleWithOverrides
 from recbole_tmcdr.model.cold_start_recommender import ColdStartRecommender
-from recbole_tmcdr.model.cross_domain_mapping import CrossDomainMappingRecommender
 from recbole_tmcdr.phases import Phase
 from recbole_tmcdr.registry import MODELS, RegistryError
 
@@ -58,30 +55,6 @@ for _name in general_recommender.__dict__:
     if isinstance(getattr(general_recommender, _name), type) and _name not in SUPPORTED:
         UNSUPPORTED.setdefault(_name, 'not yet verified under the cold-start protocol: it needs an entry in '
                                       'recbole_tmcdr.model.recbole_general.SUPPORTED and a properties/model YAML')
-
-
-# ----- toolkit fix (belongs in recbole_tmcdr/compat.py; kept here until moved there)
-class DokMatrixWithUpdate(scipy.sparse.dok_matrix):
-    """scipy's ``dok_matrix`` with the private ``_update`` (an unchecked bulk insert) that scipy >= 1.12 removed."""
-
-    def _update(self, data):
-        self._dict.update(data)
-
-
-# RecBole 1.0.1 graph models that build their adjacency with ``dok_matrix._update``.
-RECBOLE_DOK_UPDATE_MODULES = ('lightgcn', 'ngcf', 'spectralcf', 'gcmc')
-
-
-def fix_recbole_graph_models_scipy_dok():
-    """RecBole 1.0.1's LightGCN / NGCF / SpectralCF / GCMC call ``dok_matrix._update`` (``AttributeError`` on
-    scipy >= 1.12). Only those modules get a ``scipy.sparse`` whose ``dok_matrix`` still has it."""
-    for short_name in RECBOLE_DOK_UPDATE_MODULES:
-        module = sys.modules[f'recbole.model.general_recommender.{short_name}']
-        if getattr(module, 'sp', None) is scipy.sparse:
-            module.sp = ModuleWithOverrides(scipy.sparse, {'dok_matrix': DokMatrixWithUpdate})
-
-
-fix_recbole_graph_models_scipy_dok()
 
 
 def recbole_model_class(name):
@@ -113,6 +86,7 @@ class RecBoleGeneralAdapter(ColdStartRecommender):
 
     trainer = 'JointTrainer'
     phase_loader_modes = {Phase.TARGET: Phase.TARGET}  # trained on the target loader, validated on cold users
+    tiny_train_epochs = ["TARGET:2"]  # phases of the common test suite's tiny runs
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -133,7 +107,6 @@ class RecBoleGeneralAdapter(ColdStartRecommender):
         self.traditional = getattr(model_class, 'type', None) == ModelType.TRADITIONAL
         self.pointwise = model_class.input_type == InputType.POINTWISE
         self.label_field = target_train.label_field
-        self.neg_per_pos = config['train_neg_sample_args']['by']
         self.score_batch_size = max(1, config['eval_batch_size'] // self.target_num_items)
         users = torch.as_tensor(target_train.inter_feat[self.TARGET_USER_ID]).long()
         has_rows = torch.zeros(self.total_num_users, dtype=torch.bool)
@@ -147,9 +120,6 @@ class RecBoleGeneralAdapter(ColdStartRecommender):
 
     def freeze_pretrained(self):
         """Nothing is pre-trained."""
-
-    # Same regrouping of RecBole-CDR's [batch] * k pairwise layout as the mapping models.
-    split_negatives = CrossDomainMappingRecommender.split_negatives
 
     def recbole_batch(self, interaction):
         users = interaction[self.TARGET_USER_ID]
@@ -186,6 +156,15 @@ class RecBoleGeneralAdapter(ColdStartRecommender):
         result = super().load_state_dict(state_dict, strict=strict, **kwargs)
         self.reset_score_caches()
         return result
+
+    def get_extra_state(self):
+        # A traditional model's fitted statistics (Pop's counts, ItemKNN's similarities) are not parameters:
+        # keep them in the state dict, so the trainer's best state and checkpoints restore them too.
+        return dict(self.recbole_model.other_parameter()) if self.traditional else {}
+
+    def set_extra_state(self, state):
+        if state:
+            self.recbole_model.load_other_parameter(copy.deepcopy(state))
 
     def other_parameter(self):
         return self.recbole_model.other_parameter()

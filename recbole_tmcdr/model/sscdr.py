@@ -29,8 +29,7 @@ argument) the anchor is the mapped source user, so every source user contributes
 import numpy as np
 import torch
 
-from recbole_tmcdr.model.emcdr import EMCDR
-from recbole_tmcdr.model.cold_start_recommender import WARM_USER_FIELD
+from recbole_tmcdr.model.cross_domain_mapping import CrossDomainMappingRecommender
 from recbole_tmcdr.phases import Phase
 from recbole_tmcdr.registry import register_model
 from recbole_tmcdr.validation import Rule, non_negative, register_rules
@@ -68,7 +67,7 @@ def unique_pairs(rows, cols, num_cols):
 
 
 @register_model('SSCDR')
-class SSCDR(EMCDR):
+class SSCDR(CrossDomainMappingRecommender):
     """EMCDR's supervised mapping + an unsupervised source-triple loss + multi-hop neighbourhood inference."""
 
     trainer = 'JointTrainer'
@@ -96,8 +95,11 @@ class SSCDR(EMCDR):
 
     # ----- training: L_S + lambda * L_U
     def supervised_loss(self, users):
-        """EMCDR's loss on warm overlapping users: mean ||f(u^s) - u^t||^2."""
-        return super().bridge_loss({WARM_USER_FIELD: users})
+        """EMCDR's loss on warm overlapping users: mean ||f(u^s) - u^t||^2 (f of the user alone, not of the
+        inference-time neighbourhood)."""
+        mapped = self.bridge(self.source_user_vectors(users))
+        target = self.base_model.constrain(self.target_user_embedding(users))
+        return ((mapped - target) ** 2).sum(-1).mean()
 
     def unsupervised_loss(self, users, pos_items, neg_items):
         """Base-model (CML: hinge) loss of mapped source triples: users (B,), items (B,) and (B, k)."""
