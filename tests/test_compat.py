@@ -3,7 +3,6 @@ toolkit code (``compat.ORIGINALS``, or the real numpy/torch) fails the same chec
 changes neither numpy/torch nor recbole's base classes, and every fix has its test here."""
 
 import importlib
-import os
 import subprocess
 import sys
 import textwrap

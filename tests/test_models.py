@@ -1,7 +1,6 @@
 """Base-model losses (known answers), the EMCDR family, the pre-training cache."""
 
 import math
-import os
 
 import pytest
 import torch

@@ -5,9 +5,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
-import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 

@@ -5,7 +5,6 @@ determinism, and checkpoints that round-trip through RecBole's load_best_model p
 import pytest
 import torch
 
-from conftest import Pipeline
 from test_models import PHASES, run_recording_bridge_phase
 
 META = dict(meta_group_size=6, meta_groups_per_batch=3, embedding_size=6, meta_inner_lr=0.05,

@@ -6,7 +6,6 @@ the target base model's scorer on f(u^s). They differ only in the bridge and how
 :meth:`build_bridge`, :meth:`map_users` and :meth:`bridge_loss`.
 """
 
-import torch
 from torch import nn
 from recbole.model.init import xavier_normal_initialization
 

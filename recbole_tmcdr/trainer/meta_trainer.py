@@ -28,6 +28,19 @@ class UserPositives:
     def of(self, user):
         return self.items[self.indptr[user]:self.indptr[user + 1]]
 
+    @classmethod
+    def of_target_training(cls, train_data, model):
+        """Positives of the TARGET training split (cold users have none)."""
+        target_train = train_data.target_dataset.inter_feat
+        return cls(target_train[model.TARGET_USER_ID].numpy(), target_train[model.TARGET_ITEM_ID].numpy(),
+                   model.total_num_users)
+
+
+def sample_negatives(sampler, users, positives, neg_per_pos):
+    """``neg_per_pos`` negatives per (user, positive) from RecBole's sampler, as an (N, k) tensor."""
+    negatives = sampler.sample_by_user_ids(users, positives, neg_per_pos)
+    return torch.as_tensor(negatives).view(neg_per_pos, -1).T  # RecBole lays them out as [k, N]
+
 
 class MetaTaskLoader:
     """Meta-batches of Algorithm 1: groups of warm overlapping users, each split into U_a / U_b, with all
@@ -81,8 +94,7 @@ class MetaTaskLoader:
             lengths = [len(pos) for _, pos in samples]
             all_users = np.concatenate([users[idx] for users, (idx, _) in zip(phase_users, samples)])
             all_pos = np.concatenate([pos for _, pos in samples])
-            neg = self.sampler.sample_by_user_ids(all_users, all_pos, self.neg_per_pos)
-            neg = torch.as_tensor(neg).view(self.neg_per_pos, -1).T  # RecBole lays out [k, N]
+            neg = sample_negatives(self.sampler, all_users, all_pos, self.neg_per_pos)
             n, width = len(groups), max(lengths)
             sample_user = torch.zeros(n, width, dtype=torch.long)
             pos = torch.zeros(n, width, dtype=torch.long)
@@ -124,11 +136,8 @@ class MetaTrainer(ColdStartTrainer):
         super()._fit_bridge(train_data, valid_data, verbose, saved, show_progress, callback_fn)
 
     def bridge_loader(self, train_data):
-        target_train = train_data.target_dataset.inter_feat
-        positives = UserPositives(target_train[self.model.TARGET_USER_ID].numpy(),
-                                  target_train[self.model.TARGET_ITEM_ID].numpy(), self.model.total_num_users)
         return MetaTaskLoader(
-            warm_users=self.model.warm_overlap_users, positives=positives,
+            warm_users=self.model.warm_overlap_users, positives=UserPositives.of_target_training(train_data, self.model),
             sampler=train_data.target_dataloader.sampler, neg_per_pos=self.model.neg_per_pos,
             group_size=self.config['meta_group_size'], support_fraction=self.config['meta_support_fraction'],
             groups_per_batch=self.config['meta_groups_per_batch'],

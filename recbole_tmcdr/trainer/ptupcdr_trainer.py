@@ -13,7 +13,7 @@ from recbole_tmcdr.model.cold_start_recommender import WARM_USER_FIELD
 from recbole_tmcdr.model.ptupcdr import NEG, POS, SAMPLE_USER, Objective
 from recbole_tmcdr.registry import register_trainer
 from recbole_tmcdr.trainer.cold_start_trainer import ColdStartTrainer, WarmUserLoader
-from recbole_tmcdr.trainer.meta_trainer import UserPositives
+from recbole_tmcdr.trainer.meta_trainer import UserPositives, sample_negatives
 
 
 class WarmUserSampleLoader(WarmUserLoader):
@@ -32,8 +32,7 @@ class WarmUserSampleLoader(WarmUserLoader):
             items = [self.positives.of(user) for user in users]
             sample_user = np.repeat(np.arange(len(users)), [len(i) for i in items])
             pos = np.concatenate(items)
-            neg = self.sampler.sample_by_user_ids(users[sample_user], pos, self.neg_per_pos)
-            neg = torch.as_tensor(neg).view(self.neg_per_pos, -1).T  # RecBole lays out [k, N]
+            neg = sample_negatives(self.sampler, users[sample_user], pos, self.neg_per_pos)
             batch.update(Interaction({SAMPLE_USER: torch.from_numpy(sample_user), POS: torch.from_numpy(pos),
                                       NEG: neg.contiguous()}))
             yield batch
@@ -46,8 +45,6 @@ class PTUPCDRTrainer(ColdStartTrainer):
     def bridge_loader(self, train_data):
         if self.model.objective == Objective.MSE:
             return super().bridge_loader(train_data)
-        target_train = train_data.target_dataset.inter_feat
-        positives = UserPositives(target_train[self.model.TARGET_USER_ID].numpy(),
-                                  target_train[self.model.TARGET_ITEM_ID].numpy(), self.model.total_num_users)
+        positives = UserPositives.of_target_training(train_data, self.model)
         return WarmUserSampleLoader(self.model.warm_overlap_users, self.config['mapping_batch_size'], positives,
                                     train_data.target_dataloader.sampler, self.model.neg_per_pos)
