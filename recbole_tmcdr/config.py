@@ -73,11 +73,21 @@ def default_cache_dir():
     return os.environ.get(CACHE_DIR_ENV) or os.path.join(os.path.expanduser('~'), '.cache', 'recbole_tmcdr')
 
 
+SCENARIO_NAME_PATTERN = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
+
+
 def scenario_name(scenario):
+    """The scenario's name, which names its cache directory: it may not climb out of ``cache_dir``."""
     if scenario.get('name'):
-        return str(scenario['name'])
-    parts = [scenario.get('type', 'scenario'), scenario.get('source'), scenario.get('target')]
-    return '_'.join(str(p) for p in parts if p)
+        name = str(scenario['name'])
+    else:
+        parts = [scenario.get('type', 'scenario'), scenario.get('source'), scenario.get('target')]
+        name = '_'.join(str(p) for p in parts if p)
+    if not SCENARIO_NAME_PATTERN.match(name) or '..' in name:
+        from recbole_tmcdr.validation import ConfigError
+        raise ConfigError(f"The scenario name {name!r} must be letters, digits, '_', '-' or '.' (it names a "
+                          "directory inside cache_dir; no path separators or '..'). Set scenario.name.")
+    return name
 
 
 def apply_scenario(final_config_dict):

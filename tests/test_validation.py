@@ -33,3 +33,12 @@ def test_misspelt_key_warns_with_suggestion(tiny_scenario, caplog):
     with caplog.at_level(logging.WARNING):
         build_config('TMCDR_MF', config_file_list=[tiny_scenario], config_dict={'meta_inner_lrr': 0.1})
     assert "Unknown parameter 'meta_inner_lrr' (ignored by RecBole). Did you mean 'meta_inner_lr'?" in caplog.text
+
+
+@pytest.mark.parametrize('name', ['../../etc', 'a/b', '.hidden', 'x..y'])
+def test_scenario_name_cannot_escape_the_cache_dir(tiny_scenario, name):
+    import yaml
+    config = yaml.safe_load(tiny_scenario.read_text())
+    config['scenario']['name'] = name
+    with pytest.raises(ConfigError, match='names a directory inside cache_dir'):
+        build_config('TargetPop', config_dict=config)
