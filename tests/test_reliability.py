@@ -6,16 +6,18 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from recbole_tmcdr import run_recbole_cdr
 from recbole_tmcdr.cache import TensorCache
 from recbole_tmcdr.data import ScenarioDataError
-from recbole_tmcdr.registry import RegistryError
+from recbole_tmcdr.registry import MODELS, RegistryError
 from recbole_tmcdr.validation import ConfigError
 
 from conftest import fast_config
+from test_common import tiny_settings
 
 WRITER = textwrap.dedent('''
     import os, sys, time, torch
@@ -60,7 +62,7 @@ DOCUMENTED_ERRORS = (ScenarioDataError, ConfigError, RegistryError)
 
 @st.composite
 def two_domains(draw):
-    n_overlap = draw(st.integers(0, 14))
+    n_overlap = draw(st.integers(0, 14) | st.integers(6, 14))
     n_only = draw(st.integers(0, 4))
     users = [f'u{i}' for i in range(n_overlap + 2 * n_only)]
     source_users = users[:n_overlap] + users[n_overlap:n_overlap + n_only]
@@ -74,8 +76,9 @@ def two_domains(draw):
     return source, target
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
-@given(data=two_domains(), model=st.sampled_from(['TargetPop', 'EMCDR_MF', 'TMCDR_BPR', 'EMCDR_CML']))
+@pytest.mark.parametrize('model', MODELS.names())
+@settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=two_domains())
 def test_random_small_data_trains_or_raises_a_documented_error(tmp_path_factory, data, model):
     directory = tmp_path_factory.mktemp('prop')
     source, target = data
@@ -83,13 +86,23 @@ def test_random_small_data_trains_or_raises_a_documented_error(tmp_path_factory,
         (directory / name).write_text('user,item\n' + ''.join(f'{u},{i}\n' for u, i in rows))
     scenario = {'type': 'generic', 'name': 'prop', 'source_file': str(directory / 's.csv'),
                 'target_file': str(directory / 't.csv'), 'columns': {'user': 'user', 'item': 'item'}}
-    overrides = dict(scenario=scenario, embedding_size=4, meta_group_size=2, meta_groups_per_batch=2,
-                     cache_dir=str(directory / 'cache'))
-    if model != 'TargetPop':
-        overrides['train_epochs'] = ["SOURCE:1", "TARGET:1", "OVERLAP:1"]
+    # a high cold ratio so that even a few overlapping users give a valid split (and training runs)
+    overrides = dict(scenario=scenario, cache_dir=str(directory / 'cache'), cold_user_ratio=0.5,
+                     topk=[3], valid_metric='NDCG@3')
+    overrides.update(tiny_settings(model))
+    overrides.update(embedding_size=4, meta_group_size=2, meta_groups_per_batch=2)
     try:
         result = run_recbole_cdr(model=model, saved=False, config_dict=fast_config(**overrides))
     except DOCUMENTED_ERRORS as error:
         assert str(error)  # a message that names the problem
         return
-    assert 'uauc' in result['test_result']
+    assert 'uauc' in result['test_result'] and 'ndcg@3' in result['test_result']
+
+
+def test_relative_raw_path_cannot_leave_raw_data_path(tmp_path):
+    from recbole_tmcdr.quick_start import build_config
+    (tmp_path / 'raw').mkdir()
+    (tmp_path / 'outside.csv').write_text('user,item\nu1,i1\n')
+    scenario = {'type': 'generic', 'source_file': '../outside.csv', 'target_file': '../outside.csv'}
+    with pytest.raises(ScenarioDataError, match=r"leaves raw_data_path .*a relative path must stay inside it"):
+        build_config('TargetPop', config_dict={'scenario': scenario, 'raw_data_path': str(tmp_path / 'raw')})

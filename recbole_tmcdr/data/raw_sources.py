@@ -563,7 +563,12 @@ class GenericConverter(_Converter):
                 raise ScenarioDataError(
                     f'scenario.{key} = {scenario[key]!r} is a relative path, which resolves against raw_data_path, '
                     f'but no raw_data_path was given. {RAW_DATA_PATH_HINT} Or use an absolute path.')
-            p = os.path.join(os.path.expanduser(str(raw_data_path)), p)
+            root = os.path.realpath(os.path.expanduser(str(raw_data_path)))
+            p = os.path.realpath(os.path.join(root, p))
+            if os.path.commonpath([root, p]) != root:
+                raise ScenarioDataError(
+                    f'scenario.{key} = {scenario[key]!r} leaves raw_data_path ({root}): a relative path must stay '
+                    'inside it. Use a path inside raw_data_path, or an absolute path.')
         return _require_file(p, f'it is scenario.{key}', raw_data_path,
                              f'Or fix scenario.{key} (relative paths resolve against raw_data_path).')
 
