@@ -106,3 +106,15 @@ def test_relative_raw_path_cannot_leave_raw_data_path(tmp_path):
     scenario = {'type': 'generic', 'source_file': '../outside.csv', 'target_file': '../outside.csv'}
     with pytest.raises(ScenarioDataError, match=r"leaves raw_data_path .*a relative path must stay inside it"):
         build_config('TargetPop', config_dict={'scenario': scenario, 'raw_data_path': str(tmp_path / 'raw')})
+
+
+def test_duplicates_and_single_interaction_users_are_logged(caplog):
+    import logging
+    import pandas as pd
+    from recbole_tmcdr.data import normalise_domain
+    frame = pd.DataFrame({'user': ['a', 'a', 'a', 'b'], 'item': ['x', 'x', 'y', 'x'], 'timestamp': [2.0, 1.0, 3.0, 1.0]})
+    with caplog.at_level(logging.INFO):
+        out = normalise_domain(frame, 'shop.csv')
+    assert len(out) == 3
+    assert 'shop.csv: 1 duplicated (user, item) rows collapsed into one each' in caplog.text
+    assert 'shop.csv: 1 users have a single interaction (kept).' in caplog.text

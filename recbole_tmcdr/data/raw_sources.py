@@ -236,6 +236,13 @@ def normalise_domain(df: pd.DataFrame, where: str) -> pd.DataFrame:
     out = out.drop_duplicates(['user', 'item'], keep='first').sort_values('_pos', kind='mergesort')
     out = out.drop(columns='_pos').reset_index(drop=True)
     out['timestamp'] = out['timestamp'].astype(np.float64)
+    if len(out) < len(df):
+        logger.warning('%s: %d duplicated (user, item) rows collapsed into one each (earliest timestamp kept).',
+                       where, len(df) - len(out))
+    single = int((out['user'].value_counts() == 1).sum())
+    if single:
+        # kept on purpose: a warm user with one row still trains; a cold one is evaluated at K=0 only
+        logger.info('%s: %d users have a single interaction (kept).', where, single)
     return out
 
 
