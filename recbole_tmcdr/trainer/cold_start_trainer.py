@@ -89,11 +89,12 @@ class ColdStartTrainer(CrossDomainTrainer):
             params = self.model.phase_parameters(phase)
             if not params or self.epochs <= 0:
                 continue
-            learning_rate = self.config['pretrain_learning_rate'] if phase in PRETRAIN_PHASES else self.learning_rate
+            pretraining = self.is_pretraining(phase)
+            learning_rate = self.config['pretrain_learning_rate'] if pretraining else self.learning_rate
             self.optimizer = self._build_optimizer(params=params, learning_rate=learning_rate)
             self.logger.info(set_color(f'Phase {phase.value}', 'yellow') + f': {self.epochs} epochs at most, '
                              f'learning rate {learning_rate}')
-            if phase in PRETRAIN_PHASES:
+            if pretraining:
                 train_data.set_mode(train_mode2state[phase.value])
                 self._pretrain_phase(train_data, phase, verbose, show_progress)
             else:
@@ -110,6 +111,10 @@ class ColdStartTrainer(CrossDomainTrainer):
         return self.best_valid_score, self.best_valid_result
 
     # ----- pre-training (transfer stage)
+    def is_pretraining(self, phase):
+        """SOURCE / TARGET pre-train (cached, loss-plateau stop); every other phase is validated on cold users."""
+        return phase in PRETRAIN_PHASES
+
     def pretrain_key(self, phase):
         fields = {name: self.config[name] for name in PRETRAIN_KEY_FIELDS}
         fields.update(phase=phase.value, epochs=self.epochs,

