@@ -6,6 +6,11 @@ import json
 from recbole_tmcdr.cli import models_and_datasets_epilog, parse
 
 
+def as_floats(metrics):
+    """RecBole's metric dict (numpy scalars) as plain floats for JSON."""
+    return {name: float(value) for name, value in (metrics or {}).items()}
+
+
 def build_parser():
     return argparse.ArgumentParser(
         prog='recbole-tmcdr',
@@ -25,7 +30,6 @@ def main(argv=None):
     from recbole_tmcdr import run_recbole_cdr
     result = run_recbole_cdr(model=args.model, dataset=args.dataset, config_file_list=args.config_files,
                              config_dict=overrides, saved=not args.no_save)
-    as_floats = lambda metrics: {name: float(value) for name, value in (metrics or {}).items()}  # noqa: E731
     print(json.dumps({'model': args.model, 'dataset': args.dataset,
                       'cold_valid': as_floats(result['best_valid_result']),
                       'cold_test': as_floats(result['test_result'])}, indent=1))

@@ -7,6 +7,7 @@ set of overlapping users that have TRAINING target interactions, computed here f
 """
 
 import torch
+from recbole.data.interaction import Interaction
 from recbole.utils import InputType
 
 from recbole_cdr.model.crossdomain_recommender import CrossDomainRecommender
@@ -80,7 +81,6 @@ class ColdStartRecommender(CrossDomainRecommender):
     def kshot_full_scores(self, users, support_items):
         """Scores (B, n_target_items) of cold users given K revealed target items each (a list of tensors).
         Default: the support is not used (only masked from the ranking by the caller)."""
-        from recbole.data.interaction import Interaction
         return self.full_sort_predict(Interaction({self.TARGET_USER_ID: users})).view(len(users), -1)
 
     def pretrained_modules(self, phase):
