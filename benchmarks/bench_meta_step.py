@@ -37,8 +37,8 @@ def plain_loss(model):
     from recbole_tmcdr.model.tmcdr import QUERY, SUPPORT, LossReduction
 
     def loss(interaction):
-        tasks = concatenated(model.task_tensors(interaction, SUPPORT), model.task_tensors(interaction, QUERY))
-        per_task = vmap(model.task_loss, in_dims=(None, 0, 0, 0, 0, 0))(model.meta_parameters(), *tasks)
+        tasks = concatenated(model.task_inputs(interaction, SUPPORT), model.task_inputs(interaction, QUERY))
+        per_task = vmap(model.task_loss, in_dims=(None, 0, 0, 0, 0), chunk_size=model.vmap_chunk_size)(model.meta_parameters(), *tasks)
         return per_task.sum() if model.reduction == LossReduction.SUM else per_task.mean()
     return loss
 
@@ -49,12 +49,12 @@ def flattened_plain_loss(model):
     from recbole_tmcdr.model.tmcdr import QUERY, SUPPORT
 
     def loss(interaction):
-        users, sample_user, pos, neg, mask = concatenated(model.task_tensors(interaction, SUPPORT),
-                                                          model.task_tensors(interaction, QUERY))
+        users, sample_user, items, mask = concatenated(model.task_inputs(interaction, SUPPORT),
+                                                          model.task_inputs(interaction, QUERY))
         n, n_users = users.shape[:2]
         sample_user = sample_user + n_users * torch.arange(n, device=users.device).unsqueeze(1)
         return model.task_loss(model.meta_parameters(), users.flatten(0, 1), sample_user.flatten(),
-                               pos.flatten(0, 1), neg.flatten(0, 1), mask.flatten())
+                               items.flatten(0, 1), mask.flatten())
     return loss
 
 

@@ -35,13 +35,8 @@ def run(ctx):
         for gv, gl in zip(grads_v, grads_l))
     max_grad_diff = max(float((gv - gl).abs().max() / (gl.abs().max() + 1e-12)) for gv, gl in zip(grads_v, grads_l))
 
-    def lookups():  # the embedding lookups of the meta-batch: the same work on both sides, outside the vmap
-        from recbole_tmcdr.model.tmcdr import QUERY, SUPPORT
-        with torch.no_grad():
-            model.task_tensors(batch, SUPPORT), model.task_tensors(batch, QUERY)
-
-    times = interleaved({'vmap': lambda: loss_and_grads(True), 'loop': lambda: loss_and_grads(False),
-                         'shared_embedding_lookups': lookups}, rounds=ctx.rounds(7))
+    times = interleaved({'vmap': lambda: loss_and_grads(True), 'loop': lambda: loss_and_grads(False)},
+                        rounds=ctx.rounds(7))
     t = best(times)
     speedup = t['loop'] / t['vmap']
     details = {'seconds (min over rounds)': fmt_times(times), 'groups in the meta-batch': groups,

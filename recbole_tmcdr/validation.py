@@ -103,6 +103,7 @@ RULES = {
     'meta_support_fraction': Rule('float', open_unit, 'in (0, 1)', owner='TMCDR'),
     'meta_groups_per_batch': Rule('int', positive, '> 0', owner='TMCDR'),
     'meta_max_positives_per_user': Rule('int', positive, '> 0', nullable=True, owner='TMCDR'),
+    'meta_vmap_chunk_size': Rule('int', positive, '> 0', nullable=True, owner='TMCDR'),
     'meta_test_adapt_steps': Rule('int', non_negative, '>= 0', owner='TMCDR'),
     'meta_warm_start_epochs': Rule('int', non_negative, '>= 0', owner='TMCDR'),
 }

@@ -97,7 +97,7 @@ def test_first_order_equals_plain_gradient_at_adapted_theta(meta_pipeline):
 def test_inner_step_lowers_the_support_loss(meta_pipeline):
     model = meta_pipeline.model
     batch = first_meta_batch(meta_pipeline)
-    support = tuple(t[0] for t in model.task_tensors(batch, 'support'))
+    support = tuple(t[0] for t in model.task_inputs(batch, 'support'))
     params = {k: v.detach() for k, v in model.meta_parameters().items()}
     before = model.task_loss(params, *support)
     after = model.task_loss(model.adapt(params, support, steps=1), *support)
@@ -110,6 +110,34 @@ def test_vmapped_and_looped_tasks_agree(meta_pipeline):
     assert torch.allclose(model.meta_loss(batch, vectorised=True), model.meta_loss(batch, vectorised=False))
     for a, b in zip(model_meta_gradient(model, batch, True), model_meta_gradient(model, batch, False)):
         assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_chunked_vmap_equals_one_vmap(meta_pipeline):
+    model = meta_pipeline.model
+    batch = first_meta_batch(meta_pipeline)
+    model.vmap_chunk_size = None
+    whole = model_meta_gradient(model, batch)
+    model.vmap_chunk_size = 1
+    for a, b in zip(whole, model_meta_gradient(model, batch)):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize('base', ['MF', 'BPR', 'ListRankMF', 'CML'])
+def test_task_loss_equals_the_base_models_own_loss(pipeline, base):
+    """task_loss scores a phase's items against all its users and keeps each sample's own user: it must
+    equal the base model's per-sample loss on gathered (user, positive, negatives) embeddings."""
+    run = pipeline(f'TMCDR_{base}', **META)
+    model = run.model.double()
+    model.set_phase('OVERLAP')
+    batch = first_meta_batch(run)
+    user_vecs, sample_user, items, mask = (t[0] for t in model.task_inputs(batch, 'support'))
+    params = {k: v.detach() for k, v in model.meta_parameters().items()}
+    ours = model.task_loss(params, user_vecs, sample_user, items, mask)
+    mapped = model.base_model.constrain(model.bridge(user_vecs))[sample_user]
+    item_vecs = model.target_item_vectors(items)
+    per_sample = model.base_model.loss(mapped, item_vecs[:, 0], item_vecs[:, 1:])
+    expected = (per_sample * mask).sum()
+    assert torch.allclose(ours, expected, rtol=1e-10)
 
 
 def test_pretrained_embeddings_bit_identical_through_meta_training(pipeline):

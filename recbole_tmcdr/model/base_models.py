@@ -35,13 +35,27 @@ class BaseModel:
         """Scores of every user against every item: (B, d), (N, d) -> (B, N)."""
         raise NotImplementedError
 
+    def pair_scores(self, user_emb, pos_emb, neg_emb):
+        """Scores of each sample's positive and negatives: (B, d), (B, d), (B, k, d) -> (B,), (B, k)."""
+        raise NotImplementedError
+
+    def loss_from_scores(self, pos_score, neg_score):
+        """Per-sample loss from the scores of the positive (B,) and of the k negatives (B, k) -> (B,)."""
+        raise NotImplementedError
+
     def loss(self, user_emb, pos_emb, neg_emb):
         """Per-sample loss: user (B, d), positive (B, d), negatives (B, k, d) -> (B,)."""
-        raise NotImplementedError
+        return self.loss_from_scores(*self.pair_scores(user_emb, pos_emb, neg_emb))
 
     def constrain(self, emb):
         """Projection applied to looked-up embeddings (identity except for CML)."""
         return emb
+
+
+def negative_dots(user_emb, neg_emb):
+    """u . v for each of a sample's k negatives: (B, d), (B, k, d) -> (B, k). A batched mat-vec rather than
+    ``(u.unsqueeze(-2) * neg).sum(-1)``, which writes and re-reads a (B, k, d) temporary."""
+    return (neg_emb @ user_emb.unsqueeze(-1)).squeeze(-1)
 
 
 class DotProductModel(BaseModel):
@@ -52,34 +66,29 @@ class DotProductModel(BaseModel):
         return user_emb @ item_table.T
 
     def pair_scores(self, user_emb, pos_emb, neg_emb):
-        pos = self.score(user_emb, pos_emb)
-        neg = self.score(user_emb.unsqueeze(-2), neg_emb)
-        return pos, neg
+        return self.score(user_emb, pos_emb), negative_dots(user_emb, neg_emb)
 
 
 class MF(DotProductModel):
     name = 'MF'
 
-    def loss(self, user_emb, pos_emb, neg_emb):
-        pos, neg = self.pair_scores(user_emb, pos_emb, neg_emb)
+    def loss_from_scores(self, pos_score, neg_score):
         # BCE with logits: -log sigmoid(pos) - sum log(1 - sigmoid(neg))
-        return F.softplus(-pos) + F.softplus(neg).sum(-1)
+        return F.softplus(-pos_score) + F.softplus(neg_score).sum(-1)
 
 
 class BPR(DotProductModel):
     name = 'BPR'
 
-    def loss(self, user_emb, pos_emb, neg_emb):
-        pos, neg = self.pair_scores(user_emb, pos_emb, neg_emb)
-        return F.softplus(neg - pos.unsqueeze(-1)).sum(-1)
+    def loss_from_scores(self, pos_score, neg_score):
+        return F.softplus(neg_score - pos_score.unsqueeze(-1)).sum(-1)
 
 
 class ListRankMF(DotProductModel):
     name = 'ListRankMF'
 
-    def loss(self, user_emb, pos_emb, neg_emb):
-        pos, neg = self.pair_scores(user_emb, pos_emb, neg_emb)
-        logits = torch.sigmoid(torch.cat([pos.unsqueeze(-1), neg], dim=-1))
+    def loss_from_scores(self, pos_score, neg_score):
+        logits = torch.sigmoid(torch.cat([pos_score.unsqueeze(-1), neg_score], dim=-1))
         return -torch.log_softmax(logits, dim=-1)[..., 0]
 
 
@@ -96,10 +105,13 @@ class CML(BaseModel):
     def full_scores(self, user_emb, item_table):
         return -((user_emb ** 2).sum(-1, keepdim=True) - 2 * user_emb @ item_table.T + (item_table ** 2).sum(-1))
 
-    def loss(self, user_emb, pos_emb, neg_emb):
-        pos = self.score(user_emb, pos_emb)
-        neg = self.score(user_emb.unsqueeze(-2), neg_emb)
-        return F.relu(self.margin - pos.unsqueeze(-1) + neg).sum(-1)
+    def pair_scores(self, user_emb, pos_emb, neg_emb):
+        # -||u - v||^2 = 2 u.v - ||u||^2 - ||v||^2, with u.v as a mat-vec (see negative_dots)
+        neg = 2 * negative_dots(user_emb, neg_emb) - (user_emb ** 2).sum(-1, keepdim=True) - (neg_emb ** 2).sum(-1)
+        return self.score(user_emb, pos_emb), neg
+
+    def loss_from_scores(self, pos_score, neg_score):
+        return F.relu(self.margin - pos_score.unsqueeze(-1) + neg_score).sum(-1)
 
     def constrain(self, emb):
         # Keep embeddings in the unit ball (differentiable clip of the norm).

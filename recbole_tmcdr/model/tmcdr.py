@@ -12,8 +12,9 @@ target positives of those users plus sampled negatives, against the frozen targe
     theta'  = theta - lambda * d L_a(theta) / d theta          (``meta_inner_steps`` times)
     theta  <- theta - alpha * d sum_i L_b_i(theta'_i) / d theta (second order; ``meta_first_order`` drops it)
 
-Groups are processed at once with ``torch.func.vmap``; the inner step is ``torch.func.grad`` over a
-parameter dict and the adapted network is evaluated with ``functional_call``. A cold user is scored by
+Groups are processed at once with ``torch.func.vmap`` (in chunks of ``meta_vmap_chunk_size``); the inner
+step is ``torch.func.grad`` over a parameter dict, the adapted network is evaluated with
+``functional_call``, and each task's meta-gradient is ``grad_and_value`` of its query loss. A cold user is scored by
 the target base model with f_theta(u^s). ``TMCDR_MF`` / ``_BPR`` / ``_ListRankMF`` / ``_CML`` are one
 implementation; their YAML sets ``base_model``.
 """
@@ -21,7 +22,7 @@ implementation; their YAML sets ``base_model``.
 from enum import Enum
 
 import torch
-from torch.func import functional_call, grad, vmap
+from torch.func import functional_call, grad, grad_and_value, vmap
 
 from recbole_tmcdr.model.cold_start_recommender import WARM_USER_FIELD
 from recbole_tmcdr.model.cross_domain_mapping import CrossDomainMappingRecommender
@@ -40,6 +41,14 @@ TASK_FIELDS = ('users', 'sample_user', 'pos', 'neg', 'mask')
 SUPPORT, QUERY = 'support', 'query'
 
 
+def with_gradient(value, params, grads):
+    """``value`` as a scalar whose gradient w.r.t. each of ``params`` is ``grads[name]``. The meta-gradient
+    is computed task by task inside the vmap (so that a chunk of tasks stays in cache through its forward
+    and backward); the trainer's ``loss.backward()`` then only deposits it."""
+    linear = sum((p * grads[name]).sum() for name, p in params.items())
+    return value.detach() + (linear - linear.detach())
+
+
 @register_model('TMCDR_MF', 'TMCDR_BPR', 'TMCDR_ListRankMF', 'TMCDR_CML')
 class TMCDR(CrossDomainMappingRecommender):
     """Meta network f_theta over frozen pre-trained embeddings, trained task-oriented with MAML."""
@@ -52,16 +61,21 @@ class TMCDR(CrossDomainMappingRecommender):
         self.inner_steps = config['meta_inner_steps']
         self.first_order = config['meta_first_order']
         self.test_adapt_steps = config['meta_test_adapt_steps']
+        self.vmap_chunk_size = config['meta_vmap_chunk_size']
         self.reduction = LossReduction(config['meta_loss_reduction'])  # values checked at start-up
 
     # ----- the task loss: the base model's own loss with f_theta(u^s) as user embedding
-    def task_loss(self, params, user_vecs, sample_user, pos_vecs, neg_vecs, mask):
+    def task_loss(self, params, user_vecs, sample_user, items, mask):
         """Loss of one phase of one task. ``user_vecs`` (U, d) are source embeddings u^s of the phase's
-        users, ``sample_user`` (S,) says whose sample each row is, ``pos_vecs`` (S, d) / ``neg_vecs``
-        (S, k, d) are frozen target item embeddings, ``mask`` (S,) marks real (non-padding) samples."""
-        mapped = self.base_model.constrain(functional_call(self.bridge, params, (user_vecs,)))
-        per_sample = self.base_model.loss(mapped[sample_user], pos_vecs, neg_vecs)
-        total = (per_sample * mask).sum()
+        users, ``sample_user`` (S,) says whose sample each row is, ``items`` (S, 1 + k) holds each sample's
+        positive then its negatives (ids of the frozen target items), ``mask`` (S,) marks real samples."""
+        mapped = self.base_model.constrain(functional_call(self.bridge, params, (user_vecs,)))  # (U, d)
+        item_vecs = self.target_item_vectors(items)                                              # (S, 1+k, d)
+        # All of the phase's items against its U users as one matrix product, then each sample keeps its
+        # own user's row: U x more arithmetic than S mat-vecs of (1+k) x d, but at matrix-product speed.
+        scores = self.base_model.full_scores(mapped, item_vecs.flatten(0, 1)).view(-1, *items.shape)
+        scores = scores.gather(0, sample_user.view(1, -1, 1).expand(1, *items.shape)).squeeze(0)  # (S, 1+k)
+        total = (self.base_model.loss_from_scores(scores[:, 0], scores[:, 1:]) * mask).sum()
         if self.reduction == LossReduction.SUM:
             return total
         return total / mask.sum().clamp(min=1.0)
@@ -79,26 +93,31 @@ class TMCDR(CrossDomainMappingRecommender):
         return self.task_loss(self.adapt(params, support, self.inner_steps), *query)
 
     # ----- a meta-batch of tasks
-    def task_tensors(self, interaction, phase):
-        """Embedding lookups of one phase of a meta-batch (outside the transforms: they are constants)."""
+    def task_inputs(self, interaction, phase):
+        """One phase of a meta-batch as ``task_loss`` arguments (with a leading task axis): the source
+        embeddings of its users (constants) and the ids of its samples' items."""
         users, sample_user, pos, neg, mask = (interaction[f'{phase}_{field}'] for field in TASK_FIELDS)
-        return (self.source_user_vectors(users), sample_user, self.target_item_vectors(pos),
-                self.target_item_vectors(neg), mask)
+        return (self.source_user_vectors(users).detach(), sample_user, torch.cat([pos.unsqueeze(-1), neg], -1),
+                mask)
 
     def meta_parameters(self):
         return dict(self.bridge.named_parameters())
 
     def meta_loss(self, interaction, vectorised=True):
-        """sum (or mean) over the meta-batch's tasks of L_b(theta'_i)."""
-        support, query = self.task_tensors(interaction, SUPPORT), self.task_tensors(interaction, QUERY)
-        params = self.meta_parameters()
+        """sum (or mean) over the meta-batch's tasks of L_b(theta'_i), carrying its meta-gradient."""
+        support, query = self.task_inputs(interaction, SUPPORT), self.task_inputs(interaction, QUERY)
+        params = {name: p.detach() for name, p in self.meta_parameters().items()}
+        task_gradient = grad_and_value(self.adapted_query_loss)
         if vectorised:
-            per_task = vmap(self.adapted_query_loss, in_dims=(None, 0, 0))(params, support, query)
+            grads, losses = vmap(task_gradient, in_dims=(None, 0, 0), chunk_size=self.vmap_chunk_size)(
+                params, support, query)
         else:  # reference path: one task at a time (tests and the vectorisation benchmark)
-            per_task = torch.stack([
-                self.adapted_query_loss(params, tuple(t[i] for t in support), tuple(t[i] for t in query))
-                for i in range(len(support[0]))])
-        return per_task.sum() if self.reduction == LossReduction.SUM else per_task.mean()
+            per_task = [task_gradient(params, tuple(t[i] for t in support), tuple(t[i] for t in query))
+                        for i in range(len(support[0]))]
+            grads = {name: torch.stack([g[name] for g, _ in per_task]) for name in params}
+            losses = torch.stack([loss for _, loss in per_task])
+        reduce = (lambda t: t.sum(0)) if self.reduction == LossReduction.SUM else (lambda t: t.mean(0))
+        return with_gradient(reduce(losses), self.meta_parameters(), {name: reduce(g) for name, g in grads.items()})
 
     def bridge_loss(self, interaction):
         if WARM_USER_FIELD in interaction:  # warm start of theta (meta_warm_start_epochs): EMCDR's objective
@@ -114,8 +133,8 @@ class TMCDR(CrossDomainMappingRecommender):
         pos = torch.stack(list(support_items)).to(device)                                   # (B, K)
         neg = torch.randint(1, self.target_num_items, (*pos.shape, self.neg_per_pos), device=device)
         # one task per user: U = {the user}, its K support positives with sampled negatives
-        support = (self.source_user_vectors(users).unsqueeze(1), torch.zeros_like(pos),
-                   self.target_item_vectors(pos), self.target_item_vectors(neg), torch.ones(pos.shape, device=device))
+        support = (self.source_user_vectors(users).detach().unsqueeze(1), torch.zeros_like(pos),
+                   torch.cat([pos.unsqueeze(-1), neg], -1), torch.ones(pos.shape, device=device))
         params = {name: p.detach() for name, p in self.meta_parameters().items()}
 
         def adapted_representation(params, task):
