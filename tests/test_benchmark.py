@@ -301,7 +301,8 @@ def test_cli_validation_errors(tiny_scenario, capsys):
 def test_tiny_end_to_end_benchmark(tiny_scenario, tmp_path, capsys):
     spec_file = tmp_path / 'spec.yaml'
     spec_file.write_text(f'scenarios: [{tiny_scenario}]\nmodels: [TargetPop, EMCDR_MF]\nseeds: [0, 1]\n'
-                         'overrides: {state: WARNING, embedding_size: 4}\n')
+                         'overrides: {state: WARNING, embedding_size: 4}\n'
+                         'title: Tiny results\nnotes: "**What this run is.** A test."\n')
     argv = ['--spec', str(spec_file), '--jobs', '1', '--no-lr-search', '--out', 'bench', '--no-progress',
             '--embedding_size=8', FAST_PHASES]
     assert benchmark_main(argv) == 0
@@ -317,6 +318,10 @@ def test_tiny_end_to_end_benchmark(tiny_scenario, tmp_path, capsys):
     for name in ('table.md', 'table.csv', 'figure1.png'):
         assert os.path.getsize(os.path.join('bench', name)) > 0
     assert '| TargetPop (target-only) |' in captured.out and '| EMCDR_MF |' in captured.out
+    # the report says what it is and which command made it
+    report = open('bench/table.md', encoding='utf-8').read()
+    assert report.startswith('# Tiny results\n') and '**What this run is.** A test.' in report
+    assert f'python -m recbole_tmcdr.benchmark --spec {spec_file} --jobs 1' in report
     # run again: everything is done, nothing re-runs
     assert benchmark_main(argv) == 0
     assert '(4 already done, 0 to run)' in capsys.readouterr().err

@@ -3,6 +3,7 @@
 [--kshot 0 1 3 5 10] [--key=value ...]``"""
 
 import argparse
+import shlex
 import sys
 
 from recbole_tmcdr.benchmark.spec import BenchmarkSpec, SpecError
@@ -67,6 +68,7 @@ def main(argv=None):
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     overrides = parse_overrides(extra, parser)
+    command = ' '.join(['python -m recbole_tmcdr.benchmark', *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
     sys.argv = sys.argv[:1]  # CDRConfig reads --key=value from sys.argv: leave it nothing to re-interpret
     try:
         spec = spec_from_args(args, overrides).validate()
@@ -75,7 +77,8 @@ def main(argv=None):
 
     from recbole_tmcdr.benchmark.runner import run_benchmark
     try:
-        summary = run_benchmark(spec, report=not args.no_report, progress=args.progress, dry_run=args.dry_run)
+        summary = run_benchmark(spec, report=not args.no_report, progress=args.progress, dry_run=args.dry_run,
+                                command=command)
     except SpecError as error:
         parser.error(str(error))
     if args.dry_run:

@@ -416,9 +416,18 @@ def header_notes(agg):
     return '\n'.join(lines)
 
 
-def render_markdown(agg, figures=None):
-    figures = figures or {}
-    parts = ['# Cold-start cross-domain benchmark', '', header_notes(agg), '',
+DEFAULT_TITLE = 'Cold-start cross-domain benchmark'
+
+
+def render_markdown(agg, figures=None, spec=None):
+    """The report; ``spec`` (the out dir's spec.yaml) gives its title, notes and the command that made it."""
+    figures, spec = figures or {}, spec or {}
+    parts = [f"# {spec.get('title') or DEFAULT_TITLE}", '']
+    if spec.get('command'):
+        parts += ['Made (or resumed to completion) by:', '', '```bash', spec['command'], '```', '']
+    if spec.get('notes'):
+        parts += [str(spec['notes']).strip(), '']
+    parts += [header_notes(agg), '',
              '## Cold test users: AUC and NDCG@10 (mean ± 95% CI over seeds)', '', main_table(agg), '',
              'AUC = per-user AUC averaged over users (`uauc`). Bold: best mean of the column. '
              f'\\*: paired t-test over seeds (two-sided) of a TMCDR model against the best other model of the '
@@ -573,15 +582,15 @@ def plot_kshot(agg, path, metrics=METRICS):
 
 
 # ----- entry points
-def _spec_order(out_dir):
-    """Scenario and model order of the latest benchmark invocation (``spec.yaml``), if any."""
+def _latest_spec(out_dir):
+    """``spec.yaml`` of the latest benchmark invocation in ``out_dir`` ({} if none or unreadable)."""
     try:
         import yaml
         with open(os.path.join(out_dir, 'spec.yaml'), encoding='utf-8') as f:
             spec = yaml.safe_load(f) or {}
-        return spec.get('scenario_labels') or [], spec.get('models') or []
-    except (OSError, ValueError, AttributeError):
-        return [], []
+        return spec if isinstance(spec, dict) else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def write_report(out_dir, records=None, scenario_order=None, model_order=None):
@@ -591,12 +600,13 @@ def write_report(out_dir, records=None, scenario_order=None, model_order=None):
         records = load_records(os.path.join(out_dir, RESULTS_FILE))
     if not records:
         raise FileNotFoundError(f'No finished run in {os.path.join(out_dir, RESULTS_FILE)}: nothing to report.')
+    spec = _latest_spec(out_dir)
     if scenario_order is None and model_order is None:
-        scenario_order, model_order = _spec_order(out_dir)
+        scenario_order, model_order = spec.get('scenario_labels') or [], spec.get('models') or []
     agg = aggregate(records, scenario_order=scenario_order, model_order=model_order)
     figures = {'Figure 1': plot_figure1(agg, os.path.join(out_dir, 'figure1.png')),
                'K-shot': plot_kshot(agg, os.path.join(out_dir, 'kshot.png'))}
-    markdown = render_markdown(agg, figures)
+    markdown = render_markdown(agg, figures, spec)
     paths = {'table_md': os.path.join(out_dir, 'table.md'), 'table_csv': os.path.join(out_dir, 'table.csv')}
     with open(paths['table_md'], 'w', encoding='utf-8') as f:
         f.write(markdown)

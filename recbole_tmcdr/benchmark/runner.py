@@ -461,7 +461,7 @@ def _summary_line(record):
             f"{'  [' + chosen + ']' if chosen else ''}  ({record['timings']['total']:.0f}s)")
 
 
-def run_benchmark(spec: BenchmarkSpec, run_fn=run_one, report=True, progress=None, dry_run=False):
+def run_benchmark(spec: BenchmarkSpec, run_fn=run_one, report=True, progress=None, dry_run=False, command=None):
     """Run (or resume) a benchmark; returns ``{'out', 'planned', 'skipped', 'finished', 'failed', 'report'}``.
 
     ``run_fn(task, progress)`` runs one (scenario, model, seed) and returns its record (default
@@ -508,7 +508,7 @@ def run_benchmark(spec: BenchmarkSpec, run_fn=run_one, report=True, progress=Non
             state = 'done' if task in skipped else 'todo'
             print(f"  {state}  {task['run_id']}  ({len(task['trials'])} trial(s))", file=sys.stderr)
         return summary
-    _write_spec(out_dir, spec, cache_dir)
+    _write_spec(out_dir, spec, cache_dir, command)
 
     display = ProgressDisplay(total=len(tasks), done=len(skipped), slots=local_jobs, enabled=progress)
 
@@ -545,10 +545,12 @@ def run_benchmark(spec: BenchmarkSpec, run_fn=run_one, report=True, progress=Non
     return summary
 
 
-def _write_spec(out_dir, spec, cache_dir):
-    """The resolved spec of the latest invocation, for the record (``<out>/spec.yaml``)."""
+def _write_spec(out_dir, spec, cache_dir, command=None):
+    """The resolved spec of the latest invocation and its command line, for the record and the report
+    (``<out>/spec.yaml``)."""
     import yaml
     content = spec.as_dict()
+    content['command'] = command
     resolved = [resolve_scenario(s) for s in spec.scenarios]
     content['scenarios'] = [s.source() for s in resolved]
     content['scenario_labels'] = [s.label for s in resolved]

@@ -18,6 +18,8 @@ A spec comes from a YAML file (``--spec``), the command line, or both (the comma
     cache_dir: ~                          # shared pre-trained embeddings / prepared scenarios
     out: runs/benchmark
     ray_address: ~                        # run the runs as Ray tasks (e.g. auto, local, ray://host:10001)
+    title: ~                              # the report's title (default: Cold-start cross-domain benchmark)
+    notes: ~                              # Markdown printed under the title (what the run is and is not)
 """
 
 import copy
@@ -41,7 +43,7 @@ NON_RESULT_KEYS = frozenset({'cache_dir', 'show_progress', 'state', 'checkpoint_
 RESERVED_KEYS = frozenset({'seed', 'model', 'dataset'})
 
 
-INFORMATIONAL_FIELDS = ('scenario_labels',)
+INFORMATIONAL_FIELDS = ('scenario_labels', 'command')
 
 
 class SpecError(ValueError):
@@ -194,9 +196,11 @@ class BenchmarkSpec:
     out: str = 'runs/benchmark'
     ray_address: str = None
     force: bool = False
+    title: str = None   # report only: neither field changes a result
+    notes: str = None
 
     FIELDS = ('scenarios', 'models', 'seeds', 'overrides', 'config_files', 'jobs', 'threads', 'lr_search',
-              'search_space', 'kshot', 'cache_dir', 'out', 'ray_address', 'force')
+              'search_space', 'kshot', 'cache_dir', 'out', 'ray_address', 'force', 'title', 'notes')
 
     @classmethod
     def from_file(cls, path):
