@@ -106,6 +106,23 @@ def test_bold_best_floors_first_and_negative_transfer():
     assert 'EMCDR_MFori' in text and 'TargetPop' in text and 'EMCDR_MF ' not in text
 
 
+def test_tmcdr_vs_emcdr_pairs_with_known_p_values():
+    lines = []
+    for seed in range(3):
+        lines += [record('s', 'EMCDR_MF', seed, 0.80 + 0.01 * seed, 0.30 + 0.01 * seed),
+                  record('s', 'TMCDR_MF', seed, 0.82 + 0.012 * seed, 0.30 + 0.01 * seed + 0.001 * (-1) ** seed),
+                  record('s', 'EMCDR_BPR', seed, 0.80, 0.3)]
+    rows = {line.split('|')[2].strip(): line for line in
+            report_mod.pairs_table(report_mod.aggregate(lines)).splitlines()[2:]}
+    # AUC differences .020/.022/.024: t = .022 / (.002 / sqrt 3) = 19.05, two-sided p (2 df) = 0.00274
+    auc_p = stats.ttest_rel([0.82, 0.832, 0.844], [0.80, 0.81, 0.82]).pvalue
+    assert auc_p == pytest.approx(0.00274, abs=1e-5)
+    assert '0.8320 vs 0.8100' in rows['TMCDR_MF vs EMCDR_MF'] and '0.003 (n=3)' in rows['TMCDR_MF vs EMCDR_MF']
+    cells = [c.strip() for c in rows['TMCDR_MF vs EMCDR_MF'].split('|')]
+    assert cells[5] == 'better' and cells[8] == 'no difference'  # NDCG differences +-.001: p = 0.94
+    assert list(rows) == ['TMCDR_MF vs EMCDR_MF']  # TMCDR_BPR was not run: no BPR row
+
+
 def test_report_files_render(tmp_path):
     kshot = {str(k): {'uauc': 0.8 + 0.01 * k, 'ndcg@10': 0.3, 'n_users': 10, 'n_excluded': 0} for k in (0, 1, 3)}
     lines = []
@@ -125,6 +142,7 @@ def test_report_files_render(tmp_path):
     # the paper's numbers for its scenario 6 next to ours
     assert 'paper scenario 6' in markdown and '0.8297' in markdown and '0.8442' in markdown
     assert '## K-shot' in markdown and 'K=3' in markdown
+    assert '## TMCDR_X vs EMCDR_X' in markdown
     header = (tmp_path / 'table.csv').read_text().splitlines()[0]
     assert 'douban_music_book/uauc/mean' in header and 'ml_genre/ndcg@10/ci95' in header
     assert report_mod.figure1_pairs(out['aggregate']) == [('MF', 'EMCDR_MF', 'TMCDR_MF'),

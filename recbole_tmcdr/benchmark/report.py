@@ -273,6 +273,33 @@ def tests_table(agg, metrics=METRICS):
     return _table(header, rows)
 
 
+def pairs_table(agg, metrics=METRICS):
+    """TMCDR_X against EMCDR_X for each base model X (and TMCDR_CML against SSCDR, the paper's Figure 1 pair)
+    on every scenario: means over seeds and a paired t-test over the common seeds; None if no pair was run."""
+    pairs = [(f'EMCDR_{base}', f'TMCDR_{base}') for base in BASE_MODELS] + [('SSCDR', 'TMCDR_CML')]
+    rows = []
+    for scenario in agg.scenarios:
+        for baseline, tmcdr in pairs:
+            if (scenario, baseline) not in agg.cells or (scenario, tmcdr) not in agg.cells:
+                continue
+            row = [scenario, f'{tmcdr} vs {baseline}']
+            for _, key in metrics:
+                ours, theirs = agg.summary(scenario, tmcdr, key), agg.summary(scenario, baseline, key)
+                if ours is None or theirs is None:
+                    row += ['', '', '']
+                    continue
+                n, diff, _, p = paired_test(ours.by_seed, theirs.by_seed)
+                verdict = ('better' if diff > 0 else 'worse') if p is not None and p < ALPHA else 'no difference'
+                row += [f'{ours.mean:.4f} vs {theirs.mean:.4f}', _fmt_p(p) + f' (n={n})', verdict]
+            rows.append(row)
+    if not rows:
+        return None
+    header = ['scenario', 'pair']
+    for name, _ in metrics:
+        header += [name, f'p ({name})', f'{name}: TMCDR is']
+    return _table(header, rows)
+
+
 def negative_transfer_text(agg):
     lines = []
     for scenario in agg.scenarios:
@@ -436,6 +463,9 @@ def render_markdown(agg, figures=None, spec=None):
     tests = tests_table(agg)
     parts += ['## Paired t-tests (TMCDR vs the best other model, by mean test AUC)', '',
               tests if tests else 'No TMCDR model with a non-TMCDR baseline in the results.', '']
+    pairs = pairs_table(agg)
+    if pairs:
+        parts += [f'## TMCDR_X vs EMCDR_X (paired t-test over seeds, p < {ALPHA})', '', pairs, '']
     parts += ['## Negative transfer', '', negative_transfer_text(agg) or 'No scenario.', '']
     parts += ['## Comparison with the paper (Table 1)', '', paper_section(agg), '']
     kshot = kshot_section(agg)
