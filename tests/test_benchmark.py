@@ -119,7 +119,7 @@ def test_tmcdr_vs_emcdr_pairs_with_known_p_values():
     assert auc_p == pytest.approx(0.00274, abs=1e-5)
     assert '0.8320 vs 0.8100' in rows['TMCDR_MF vs EMCDR_MF'] and '0.003 (n=3)' in rows['TMCDR_MF vs EMCDR_MF']
     cells = [c.strip() for c in rows['TMCDR_MF vs EMCDR_MF'].split('|')]
-    assert cells[5] == 'better' and cells[8] == 'no difference'  # NDCG differences +-.001: p = 0.94
+    assert cells[5] == 'better' and cells[8] == 'not significant'  # NDCG differences +-.001: p = 0.94
     assert list(rows) == ['TMCDR_MF vs EMCDR_MF']  # TMCDR_BPR was not run: no BPR row
 
 

@@ -289,7 +289,10 @@ def pairs_table(agg, metrics=METRICS):
                     row += ['', '', '']
                     continue
                 n, diff, _, p = paired_test(ours.by_seed, theirs.by_seed)
-                verdict = ('better' if diff > 0 else 'worse') if p is not None and p < ALPHA else 'no difference'
+                if p is None:
+                    verdict = 'n/a'
+                else:
+                    verdict = ('better' if diff > 0 else 'worse') if p < ALPHA else 'not significant'
                 row += [f'{ours.mean:.4f} vs {theirs.mean:.4f}', _fmt_p(p) + f' (n={n})', verdict]
             rows.append(row)
     if not rows:
