@@ -340,6 +340,13 @@ def test_tiny_end_to_end_benchmark(tiny_scenario, tmp_path, capsys):
     report = open('bench/table.md', encoding='utf-8').read()
     assert report.startswith('# Tiny results\n') and '**What this run is.** A test.' in report
     assert f'python -m recbole_tmcdr.benchmark --spec {spec_file} --jobs 1' in report
+    assert '4 of 4 planned runs (1 scenarios x 2 models x 2 seeds) are finished.' in report
+    # --report-only with a model more: nothing runs, the report names the missing runs
+    assert benchmark_main(argv + ['--models', 'TargetPop', 'EMCDR_MF', 'EMCDR_BPR', '--report-only']) == 0
+    report = open('bench/table.md', encoding='utf-8').read()
+    assert '4 of 6 planned runs' in report and '- tiny: EMCDR_BPR\n' in report + '\n'
+    assert '--report-only' not in report and '--models TargetPop EMCDR_MF EMCDR_BPR' in report
+    assert len(results_io.load_records('bench/results.jsonl')) == 4
     # run again: everything is done, nothing re-runs
     assert benchmark_main(argv) == 0
     assert '(4 already done, 0 to run)' in capsys.readouterr().err

@@ -51,6 +51,9 @@ def build_parser():
     parser.add_argument('--force', action='store_true', default=None, help='re-run runs that are already done')
     parser.add_argument('--dry-run', action='store_true', help='list the runs (done / to do) and stop')
     parser.add_argument('--no-report', action='store_true', help="don't write/print the report at the end")
+    parser.add_argument('--report-only', dest='report_only', action='store_true',
+                        help='run nothing: write the report of the runs finished so far (its coverage section '
+                             'lists the missing ones; the same command without this flag completes them)')
     parser.add_argument('--progress', action=argparse.BooleanOptionalAction, default=None,
                         help='progress bars (default: on a terminal)')
     return parser
@@ -68,7 +71,8 @@ def main(argv=None):
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     overrides = parse_overrides(extra, parser)
-    command = ' '.join(['python -m recbole_tmcdr.benchmark', *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
+    given = [a for a in (sys.argv[1:] if argv is None else argv) if a != '--report-only']
+    command = ' '.join(['python -m recbole_tmcdr.benchmark', *map(shlex.quote, given)])  # what completes the runs
     sys.argv = sys.argv[:1]  # CDRConfig reads --key=value from sys.argv: leave it nothing to re-interpret
     try:
         spec = spec_from_args(args, overrides).validate()
@@ -78,7 +82,7 @@ def main(argv=None):
     from recbole_tmcdr.benchmark.runner import run_benchmark
     try:
         summary = run_benchmark(spec, report=not args.no_report, progress=args.progress, dry_run=args.dry_run,
-                                command=command)
+                                command=command, report_only=args.report_only)
     except SpecError as error:
         parser.error(str(error))
     if args.dry_run:

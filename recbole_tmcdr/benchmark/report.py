@@ -427,6 +427,31 @@ def cost_section(agg):
     return _table(['scenario', 'model', 'seeds', 'trials per run', 'mean seconds per run'], rows)
 
 
+def coverage_text(agg, spec):
+    """Planned (the spec's scenarios x models x seeds) against finished runs; None without a spec."""
+    scenarios, models, seeds = (spec.get(k) or [] for k in ('scenario_labels', 'models', 'seeds'))
+    planned = [(sc, m, int(seed)) for sc in scenarios for m in models for seed in seeds]
+    if not planned:
+        return None
+    finished = {(r['scenario'], r['model'], int(r['seed'])) for r in agg.records}
+    missing = [run for run in planned if run not in finished]
+    lines = [f'{len(planned) - len(missing)} of {len(planned)} planned runs ({len(scenarios)} scenarios x '
+             f'{len(models)} models x {len(seeds)} seeds) are finished.']
+    if missing:
+        lines.append('Missing (the command above runs exactly these and keeps the rest):')
+        for scenario in scenarios:
+            by_model = {}
+            for sc, model, seed in missing:
+                if sc == scenario:
+                    by_model.setdefault(model, []).append(seed)
+            if by_model:
+                all_seeds = sorted(int(s) for s in seeds)
+                parts = [model if sorted(ss) == all_seeds else f'{model} (seeds {", ".join(map(str, ss))})'
+                         for model, ss in by_model.items()]
+                lines.append(f'- {scenario}: {", ".join(parts)}')
+    return '\n'.join(lines)
+
+
 def header_notes(agg):
     seeds = sorted({int(r['seed']) for r in agg.records})
     valid_metrics = sorted({str(r.get('valid_metric', '?')) for r in agg.records})
@@ -457,6 +482,9 @@ def render_markdown(agg, figures=None, spec=None):
         parts += ['Made (or resumed to completion) by:', '', '```bash', spec['command'], '```', '']
     if spec.get('notes'):
         parts += [str(spec['notes']).strip(), '']
+    coverage = coverage_text(agg, spec)
+    if coverage:
+        parts += [coverage, '']
     parts += [header_notes(agg), '',
              '## Cold test users: AUC and NDCG@10 (mean ± 95% CI over seeds)', '', main_table(agg), '',
              'AUC = per-user AUC averaged over users (`uauc`). Bold: best mean of the column. '

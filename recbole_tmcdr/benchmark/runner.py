@@ -461,11 +461,13 @@ def _summary_line(record):
             f"{'  [' + chosen + ']' if chosen else ''}  ({record['timings']['total']:.0f}s)")
 
 
-def run_benchmark(spec: BenchmarkSpec, run_fn=run_one, report=True, progress=None, dry_run=False, command=None):
+def run_benchmark(spec: BenchmarkSpec, run_fn=run_one, report=True, progress=None, dry_run=False, command=None,
+                  report_only=False):
     """Run (or resume) a benchmark; returns ``{'out', 'planned', 'skipped', 'finished', 'failed', 'report'}``.
 
     ``run_fn(task, progress)`` runs one (scenario, model, seed) and returns its record (default
-    :func:`run_one`; tests inject a fake; for worker processes and Ray it must be a module-level function). ``progress``: True/False forces the bars on/off (None = on a TTY).
+    :func:`run_one`; tests inject a fake; for worker processes and Ray it must be a module-level function). ``progress``: True/False forces the bars on/off (None = on a TTY). ``report_only``: run nothing, report
+    the finished runs.
     """
     spec = spec.validate()
     from recbole_tmcdr.config import default_cache_dir
@@ -509,6 +511,8 @@ def run_benchmark(spec: BenchmarkSpec, run_fn=run_one, report=True, progress=Non
             print(f"  {state}  {task['run_id']}  ({len(task['trials'])} trial(s))", file=sys.stderr)
         return summary
     _write_spec(out_dir, spec, cache_dir, command)
+    if report_only:
+        groups = []  # the report of what is finished; its coverage section names the rest
 
     display = ProgressDisplay(total=len(tasks), done=len(skipped), slots=local_jobs, enabled=progress)
 
