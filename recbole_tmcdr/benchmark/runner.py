@@ -502,9 +502,11 @@ def run_benchmark(spec: BenchmarkSpec, run_fn=run_one, report=True, progress=Non
     for task in todo:
         task['threads'] = threads
     summary = {'out': out_dir, 'planned': tasks, 'skipped': skipped, 'todo': todo, 'finished': [], 'failed': []}
-    print(f'benchmark: {len(tasks)} runs ({len(skipped)} already done, {len(todo)} to run) -> {out_dir}'
+    print(f'benchmark: {len(tasks)} runs ({len(skipped)} already done, '
+          + (f'{len(todo)} missing; --report-only: none runs' if report_only else f'{len(todo)} to run')
+          + f') -> {out_dir}'
           + (f'  [{"ray " + spec.ray_address if spec.ray_address else f"{local_jobs} job(s)"} x {threads} '
-             f'thread(s), cache {cache_dir}]' if todo else ''), file=sys.stderr)
+             f'thread(s), cache {cache_dir}]' if todo and not report_only else ''), file=sys.stderr)
     if dry_run:
         for task in tasks:
             state = 'done' if task in skipped else 'todo'
