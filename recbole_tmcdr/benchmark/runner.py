@@ -466,8 +466,9 @@ def run_benchmark(spec: BenchmarkSpec, run_fn=run_one, report=True, progress=Non
     """Run (or resume) a benchmark; returns ``{'out', 'planned', 'skipped', 'finished', 'failed', 'report'}``.
 
     ``run_fn(task, progress)`` runs one (scenario, model, seed) and returns its record (default
-    :func:`run_one`; tests inject a fake; for worker processes and Ray it must be a module-level function). ``progress``: True/False forces the bars on/off (None = on a TTY). ``report_only``: run nothing, report
-    the finished runs.
+    :func:`run_one`; tests inject a fake; for worker processes and Ray it must be a module-level function).
+    ``progress``: True/False forces the bars on/off (None = on a TTY). ``command``: the command line, recorded
+    in ``spec.yaml`` and printed by the report. ``report_only``: run nothing, report the finished runs.
     """
     spec = spec.validate()
     from recbole_tmcdr.config import default_cache_dir
