@@ -123,6 +123,23 @@ def test_tmcdr_vs_emcdr_pairs_with_known_p_values():
     assert list(rows) == ['TMCDR_MF vs EMCDR_MF']  # TMCDR_BPR was not run: no BPR row
 
 
+def test_pairs_summary_is_generated_from_the_tests():
+    lines = []
+    for seed in range(3):
+        lines += [record('s', 'EMCDR_MF', seed, 0.80 + 0.01 * seed, 0.30 + 0.01 * seed),
+                  record('s', 'TMCDR_MF', seed, 0.82 + 0.012 * seed, 0.30 + 0.01 * seed + 0.001 * (-1) ** seed),
+                  record('s', 'EMCDR_CML', seed, 0.80 + 0.01 * seed, 0.30),
+                  record('s', 'TMCDR_CML', seed, 0.78 + 0.009 * seed, 0.30)]
+    text = report_mod.pairs_summary_text(report_mod.aggregate(lines))
+    # MF: AUC better (p .003), NDCG n.s.; CML: AUC worse (differences -.020/-.021/-.022), NDCG equal -> no p
+    assert '**TMCDR_X vs EMCDR_X**: 3 tested comparisons (one per scenario, pair and metric).' in text
+    assert '- TMCDR significantly BETTER: 1 (TMCDR_MF s AUC (0.8320 vs 0.8100, p 0.003)).' in text
+    assert '- TMCDR significantly WORSE: 1 (TMCDR_CML s AUC' in text
+    assert '- Not significant: 1.' in text
+    assert 'SSCDR' not in text  # no SSCDR runs: no section
+    assert report_mod.pairs_summary_text(report_mod.aggregate(lines[:1])) is None
+
+
 def test_report_files_render(tmp_path):
     kshot = {str(k): {'uauc': 0.8 + 0.01 * k, 'ndcg@10': 0.3, 'n_users': 10, 'n_excluded': 0} for k in (0, 1, 3)}
     lines = []

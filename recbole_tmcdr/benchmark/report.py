@@ -273,34 +273,107 @@ def tests_table(agg, metrics=METRICS):
     return _table(header, rows)
 
 
-def pairs_table(agg, metrics=METRICS):
-    """TMCDR_X against EMCDR_X for each base model X (and TMCDR_CML against SSCDR, the paper's Figure 1 pair)
-    on every scenario: means over seeds and a paired t-test over the common seeds; None if no pair was run."""
-    pairs = [(f'EMCDR_{base}', f'TMCDR_{base}') for base in BASE_MODELS] + [('SSCDR', 'TMCDR_CML')]
-    rows = []
+class Verdict:
+    """Outcome of a paired t-test of a TMCDR model against its baseline (p < ALPHA, two-sided)."""
+    BETTER = 'better'
+    WORSE = 'worse'
+    NOT_SIGNIFICANT = 'not significant'
+    UNTESTED = 'n/a'  # fewer than 2 common seeds
+
+
+@dataclass
+class PairComparison:
+    """One (scenario, TMCDR_X vs baseline, metric) paired t-test over the seeds both models ran."""
+    scenario: str
+    tmcdr: str
+    baseline: str
+    metric: str
+    tmcdr_mean: float
+    baseline_mean: float
+    n: int
+    p: float
+    verdict: str
+
+    @property
+    def label(self):
+        return f'{self.scenario} {self.metric} ({self.tmcdr_mean:.4f} vs {self.baseline_mean:.4f}, p {_fmt_p(self.p)})'
+
+
+def figure1_baseline_pairs():
+    """(baseline, TMCDR model) pairs the paper compares: EMCDR_X vs TMCDR_X, and SSCDR vs TMCDR_CML."""
+    return [(f'EMCDR_{base}', f'TMCDR_{base}') for base in BASE_MODELS] + [('SSCDR', 'TMCDR_CML')]
+
+
+def pair_comparisons(agg, metrics=METRICS):
+    """Every run pair of ``figure1_baseline_pairs`` on every scenario and metric, as PairComparison rows."""
+    comparisons = []
     for scenario in agg.scenarios:
-        for baseline, tmcdr in pairs:
+        for baseline, tmcdr in figure1_baseline_pairs():
             if (scenario, baseline) not in agg.cells or (scenario, tmcdr) not in agg.cells:
                 continue
-            row = [scenario, f'{tmcdr} vs {baseline}']
-            for _, key in metrics:
+            for name, key in metrics:
                 ours, theirs = agg.summary(scenario, tmcdr, key), agg.summary(scenario, baseline, key)
                 if ours is None or theirs is None:
-                    row += ['', '', '']
                     continue
                 n, diff, _, p = paired_test(ours.by_seed, theirs.by_seed)
                 if p is None:
-                    verdict = 'n/a'
+                    verdict = Verdict.UNTESTED
+                elif p < ALPHA:
+                    verdict = Verdict.BETTER if diff > 0 else Verdict.WORSE
                 else:
-                    verdict = ('better' if diff > 0 else 'worse') if p < ALPHA else 'not significant'
-                row += [f'{ours.mean:.4f} vs {theirs.mean:.4f}', _fmt_p(p) + f' (n={n})', verdict]
-            rows.append(row)
-    if not rows:
+                    verdict = Verdict.NOT_SIGNIFICANT
+                comparisons.append(PairComparison(scenario, tmcdr, baseline, name, ours.mean, theirs.mean, n, p,
+                                                  verdict))
+    return comparisons
+
+
+def pairs_table(agg, metrics=METRICS):
+    """TMCDR_X against EMCDR_X for each base model X (and TMCDR_CML against SSCDR, the paper's Figure 1 pair)
+    on every scenario: means over seeds and a paired t-test over the common seeds; None if no pair was run."""
+    by_row = OrderedDict()
+    for c in pair_comparisons(agg, metrics):
+        by_row.setdefault((c.scenario, c.tmcdr, c.baseline), {})[c.metric] = c
+    if not by_row:
         return None
+    rows = []
+    for (scenario, tmcdr, baseline), cells in by_row.items():
+        row = [scenario, f'{tmcdr} vs {baseline}']
+        for name, _ in metrics:
+            c = cells.get(name)
+            row += (['', '', ''] if c is None else
+                    [f'{c.tmcdr_mean:.4f} vs {c.baseline_mean:.4f}', _fmt_p(c.p) + f' (n={c.n})', c.verdict])
+        rows.append(row)
     header = ['scenario', 'pair']
     for name, _ in metrics:
         header += [name, f'p ({name})', f'{name}: TMCDR is']
     return _table(header, rows)
+
+
+def pairs_summary_text(agg, metrics=METRICS):
+    """Generated from the pairs, so that a report's prose cannot contradict its table: where TMCDR_X is
+    significantly better / worse than its baseline, and how many comparisons were not significant."""
+    comparisons = pair_comparisons(agg, metrics)
+    if not comparisons:
+        return None
+    lines = []
+    for title, keep in (('TMCDR_X vs EMCDR_X', lambda c: c.baseline.startswith('EMCDR_')),
+                        ('TMCDR_CML vs SSCDR', lambda c: c.baseline == 'SSCDR')):
+        group = [c for c in comparisons if keep(c)]
+        if not group:
+            continue
+        tested = [c for c in group if c.verdict != Verdict.UNTESTED]
+        if lines:
+            lines.append('')  # a paragraph break: otherwise Markdown folds this into the list above
+        lines.append(f'**{title}**: {len(tested)} tested comparisons (one per scenario, pair and metric).')
+        for verdict in (Verdict.BETTER, Verdict.WORSE):
+            hits = [c for c in tested if c.verdict == verdict]
+            listed = '; '.join(f'{c.tmcdr} {c.label}' for c in hits) or 'none'
+            lines.append(f'- TMCDR significantly {verdict.upper()}: {len(hits)} ({listed}).')
+        quiet = sum(c.verdict == Verdict.NOT_SIGNIFICANT for c in tested)
+        lines.append(f'- Not significant: {quiet}.')
+    lines += ['', f'Uncorrected for multiple comparisons: at p < {ALPHA}, about 1 in {round(1 / ALPHA)} tests '
+                 'comes out significant by chance alone.']
+    return '\n'.join(lines)
 
 
 def negative_transfer_text(agg):
@@ -496,7 +569,8 @@ def render_markdown(agg, figures=None, spec=None):
               tests if tests else 'No TMCDR model with a non-TMCDR baseline in the results.', '']
     pairs = pairs_table(agg)
     if pairs:
-        parts += [f'## TMCDR_X vs EMCDR_X (paired t-test over seeds, p < {ALPHA})', '', pairs, '']
+        parts += [f'## TMCDR_X vs EMCDR_X (paired t-test over seeds, p < {ALPHA})', '', pairs_summary_text(agg), '',
+                  pairs, '']
     parts += ['## Negative transfer', '', negative_transfer_text(agg) or 'No scenario.', '']
     parts += ['## Comparison with the paper (Table 1)', '', paper_section(agg), '']
     kshot = kshot_section(agg)
