@@ -113,7 +113,7 @@ def test_tmcdr_vs_emcdr_pairs_with_known_p_values():
                   record('s', 'TMCDR_MF', seed, 0.82 + 0.012 * seed, 0.30 + 0.01 * seed + 0.001 * (-1) ** seed),
                   record('s', 'EMCDR_BPR', seed, 0.80, 0.3)]
     rows = {line.split('|')[2].strip(): line for line in
-            report_mod.pairs_table(report_mod.aggregate(lines)).splitlines()[2:]}
+            report_mod.pairs_table(report_mod.pair_comparisons(report_mod.aggregate(lines))).splitlines()[2:]}
     # AUC differences .020/.022/.024: t = .022 / (.002 / sqrt 3) = 19.05, two-sided p (2 df) = 0.00274
     auc_p = stats.ttest_rel([0.82, 0.832, 0.844], [0.80, 0.81, 0.82]).pvalue
     assert auc_p == pytest.approx(0.00274, abs=1e-5)
@@ -130,14 +130,14 @@ def test_pairs_summary_is_generated_from_the_tests():
                   record('s', 'TMCDR_MF', seed, 0.82 + 0.012 * seed, 0.30 + 0.01 * seed + 0.001 * (-1) ** seed),
                   record('s', 'EMCDR_CML', seed, 0.80 + 0.01 * seed, 0.30),
                   record('s', 'TMCDR_CML', seed, 0.78 + 0.009 * seed, 0.30)]
-    text = report_mod.pairs_summary_text(report_mod.aggregate(lines))
+    text = report_mod.pairs_summary_text(report_mod.pair_comparisons(report_mod.aggregate(lines)))
     # MF: AUC better (p .003), NDCG n.s.; CML: AUC worse (differences -.020/-.021/-.022), NDCG equal -> no p
     assert '**TMCDR_X vs EMCDR_X**: 3 tested comparisons (one per scenario, pair and metric).' in text
     assert '- TMCDR significantly BETTER: 1 (TMCDR_MF s AUC (0.8320 vs 0.8100, p 0.003)).' in text
     assert '- TMCDR significantly WORSE: 1 (TMCDR_CML s AUC' in text
     assert '- Not significant: 1.' in text
     assert 'SSCDR' not in text  # no SSCDR runs: no section
-    assert report_mod.pairs_summary_text(report_mod.aggregate(lines[:1])) is None
+    assert report_mod.pairs_summary_text(report_mod.pair_comparisons(report_mod.aggregate(lines[:1]))) is None
 
 
 def test_report_files_render(tmp_path):

@@ -35,6 +35,8 @@ FLOOR_MODELS = ('TargetPop', 'Pop', 'BPR')  # target-only floors: popularity and
 TESTED_PREFIX = 'TMCDR'
 ALPHA = 0.05
 BASE_MODELS = ('MF', 'BPR', 'ListRankMF', 'CML')
+# (baseline, TMCDR model) pairs the paper compares: EMCDR_X vs TMCDR_X, and SSCDR vs TMCDR_CML (its Figure 1).
+COMPARED_PAIRS = tuple((f'EMCDR_{base}', f'TMCDR_{base}') for base in BASE_MODELS) + (('SSCDR', 'TMCDR_CML'),)
 # Target-only models of the plugin (no transfer), if the registry cannot be asked.
 _TARGET_ONLY_FALLBACK = frozenset({'TargetPop', 'Pop', 'BPR', 'ItemKNN', 'EASE', 'LightGCN', 'NeuMF', 'MultiVAE',
                                    'NGCF'})
@@ -299,16 +301,11 @@ class PairComparison:
         return f'{self.scenario} {self.metric} ({self.tmcdr_mean:.4f} vs {self.baseline_mean:.4f}, p {_fmt_p(self.p)})'
 
 
-def figure1_baseline_pairs():
-    """(baseline, TMCDR model) pairs the paper compares: EMCDR_X vs TMCDR_X, and SSCDR vs TMCDR_CML."""
-    return [(f'EMCDR_{base}', f'TMCDR_{base}') for base in BASE_MODELS] + [('SSCDR', 'TMCDR_CML')]
-
-
 def pair_comparisons(agg, metrics=METRICS):
-    """Every run pair of ``figure1_baseline_pairs`` on every scenario and metric, as PairComparison rows."""
+    """Every run pair of ``COMPARED_PAIRS`` on every scenario and metric, as PairComparison rows."""
     comparisons = []
     for scenario in agg.scenarios:
-        for baseline, tmcdr in figure1_baseline_pairs():
+        for baseline, tmcdr in COMPARED_PAIRS:
             if (scenario, baseline) not in agg.cells or (scenario, tmcdr) not in agg.cells:
                 continue
             for name, key in metrics:
@@ -327,11 +324,12 @@ def pair_comparisons(agg, metrics=METRICS):
     return comparisons
 
 
-def pairs_table(agg, metrics=METRICS):
-    """TMCDR_X against EMCDR_X for each base model X (and TMCDR_CML against SSCDR, the paper's Figure 1 pair)
-    on every scenario: means over seeds and a paired t-test over the common seeds; None if no pair was run."""
+def pairs_table(comparisons, metrics=METRICS):
+    """``pair_comparisons`` as a table, a row per scenario and pair: TMCDR_X against EMCDR_X for each base model
+    X (and TMCDR_CML against SSCDR, the paper's Figure 1 pair), means over seeds and the paired t-test over the
+    common seeds; None if no pair was run."""
     by_row = OrderedDict()
-    for c in pair_comparisons(agg, metrics):
+    for c in comparisons:
         by_row.setdefault((c.scenario, c.tmcdr, c.baseline), {})[c.metric] = c
     if not by_row:
         return None
@@ -349,10 +347,9 @@ def pairs_table(agg, metrics=METRICS):
     return _table(header, rows)
 
 
-def pairs_summary_text(agg, metrics=METRICS):
-    """Generated from the pairs, so that a report's prose cannot contradict its table: where TMCDR_X is
-    significantly better / worse than its baseline, and how many comparisons were not significant."""
-    comparisons = pair_comparisons(agg, metrics)
+def pairs_summary_text(comparisons):
+    """Generated from ``pair_comparisons``, so that a report's prose cannot contradict its table: where TMCDR_X
+    is significantly better / worse than its baseline, and how many comparisons were not significant."""
     if not comparisons:
         return None
     lines = []
@@ -512,16 +509,14 @@ def coverage_text(agg, spec):
              f'{len(models)} models x {len(seeds)} seeds) are finished.']
     if missing:
         lines.append('Missing (the command above runs exactly these and keeps the rest):')
-        for scenario in scenarios:
-            by_model = {}
-            for sc, model, seed in missing:
-                if sc == scenario:
-                    by_model.setdefault(model, []).append(seed)
-            if by_model:
-                all_seeds = sorted(int(s) for s in seeds)
-                parts = [model if sorted(ss) == all_seeds else f'{model} (seeds {", ".join(map(str, ss))})'
-                         for model, ss in by_model.items()]
-                lines.append(f'- {scenario}: {", ".join(parts)}')
+        seeds_by_model_by_scenario = OrderedDict()  # in plan order: scenarios, then models
+        for scenario, model, seed in missing:
+            seeds_by_model_by_scenario.setdefault(scenario, OrderedDict()).setdefault(model, []).append(seed)
+        all_seeds = sorted(int(s) for s in seeds)
+        for scenario, by_model in seeds_by_model_by_scenario.items():
+            parts = [model if sorted(ss) == all_seeds else f'{model} (seeds {", ".join(map(str, ss))})'
+                     for model, ss in by_model.items()]
+            lines.append(f'- {scenario}: {", ".join(parts)}')
     return '\n'.join(lines)
 
 
@@ -567,10 +562,10 @@ def render_markdown(agg, figures=None, spec=None):
     tests = tests_table(agg)
     parts += ['## Paired t-tests (TMCDR vs the best other model, by mean test AUC)', '',
               tests if tests else 'No TMCDR model with a non-TMCDR baseline in the results.', '']
-    pairs = pairs_table(agg)
-    if pairs:
-        parts += [f'## TMCDR_X vs EMCDR_X (paired t-test over seeds, p < {ALPHA})', '', pairs_summary_text(agg), '',
-                  pairs, '']
+    comparisons = pair_comparisons(agg)
+    if comparisons:
+        parts += [f'## TMCDR_X vs EMCDR_X (paired t-test over seeds, p < {ALPHA})', '',
+                  pairs_summary_text(comparisons), '', pairs_table(comparisons), '']
     parts += ['## Negative transfer', '', negative_transfer_text(agg) or 'No scenario.', '']
     parts += ['## Comparison with the paper (Table 1)', '', paper_section(agg), '']
     kshot = kshot_section(agg)

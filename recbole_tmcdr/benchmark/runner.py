@@ -514,8 +514,6 @@ def run_benchmark(spec: BenchmarkSpec, run_fn=run_one, report=True, progress=Non
             print(f"  {state}  {task['run_id']}  ({len(task['trials'])} trial(s))", file=sys.stderr)
         return summary
     _write_spec(out_dir, spec, cache_dir, command)
-    if report_only:
-        groups = []  # the report of what is finished; its coverage section names the rest
 
     display = ProgressDisplay(total=len(tasks), done=len(skipped), slots=local_jobs, enabled=progress)
 
@@ -534,8 +532,8 @@ def run_benchmark(spec: BenchmarkSpec, run_fn=run_one, report=True, progress=Non
 
     dispatch = Dispatcher(todo, display, on_done)
     try:
-        if not groups:
-            pass
+        if report_only or not groups:
+            pass  # --report-only: report what is finished; its coverage section names the rest
         elif spec.ray_address:
             _run_ray(groups, run_fn, spec.ray_address, threads, dispatch)
         elif local_jobs == 1:
