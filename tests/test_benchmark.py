@@ -333,6 +333,23 @@ def test_cli_validation_errors(tiny_scenario, capsys):
         BenchmarkSpec(scenarios=['missing/scenario.yaml'], models=['TargetPop']).validate()
 
 
+def test_coverage_names_missing_runs_and_their_seeds():
+    lines = [record('a', 'M1', seed, 0.7, 0.2) for seed in range(3)] + [record('a', 'M2', 0, 0.7, 0.2),
+                                                                        record('b', 'M1', 1, 0.7, 0.2)]
+    spec = {'scenario_labels': ['a', 'b'], 'models': ['M1', 'M2'], 'seeds': [0, 1, 2]}
+    text = report_mod.coverage_text(report_mod.aggregate(lines), spec)
+    assert text.splitlines() == [
+        '5 of 12 planned runs (2 scenarios x 2 models x 3 seeds) are finished.',
+        'Missing (the command above runs exactly these and keeps the rest):',
+        '- a: M2 (seeds 1, 2)',
+        '- b: M1 (seeds 0, 2), M2']
+    one_missing = report_mod.coverage_text(report_mod.aggregate(lines[:2]), {**spec, 'scenario_labels': ['a'],
+                                                                             'models': ['M1']})
+    assert one_missing.splitlines()[0] == '2 of 3 planned runs (1 scenario x 1 model x 3 seeds) are finished.'
+    assert one_missing.splitlines()[-1] == '- a: M1 (seed 2)'
+    assert report_mod.coverage_text(report_mod.aggregate(lines), {}) is None
+
+
 def test_tiny_end_to_end_benchmark(tiny_scenario, tmp_path, capsys):
     spec_file = tmp_path / 'spec.yaml'
     spec_file.write_text(f'scenarios: [{tiny_scenario}]\nmodels: [TargetPop, EMCDR_MF]\nseeds: [0, 1]\n'
@@ -357,7 +374,7 @@ def test_tiny_end_to_end_benchmark(tiny_scenario, tmp_path, capsys):
     report = open('bench/table.md', encoding='utf-8').read()
     assert report.startswith('# Tiny results\n') and '**What this run is.** A test.' in report
     assert f'python -m recbole_tmcdr.benchmark --spec {spec_file} --jobs 1' in report
-    assert '4 of 4 planned runs (1 scenarios x 2 models x 2 seeds) are finished.' in report
+    assert '4 of 4 planned runs (1 scenario x 2 models x 2 seeds) are finished.' in report
     # --report-only with a model more: nothing runs, the report names the missing runs
     assert benchmark_main(argv + ['--models', 'TargetPop', 'EMCDR_MF', 'EMCDR_BPR', '--report-only']) == 0
     report = open('bench/table.md', encoding='utf-8').read()

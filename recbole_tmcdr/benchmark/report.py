@@ -497,6 +497,10 @@ def cost_section(agg):
     return _table(['scenario', 'model', 'seeds', 'trials per run', 'mean seconds per run'], rows)
 
 
+def _counted(n, noun):
+    return f'{n} {noun}' + ('' if n == 1 else 's')
+
+
 def coverage_text(agg, spec):
     """Planned (the spec's scenarios x models x seeds) against finished runs; None without a spec."""
     scenarios, models, seeds = (spec.get(k) or [] for k in ('scenario_labels', 'models', 'seeds'))
@@ -505,8 +509,8 @@ def coverage_text(agg, spec):
         return None
     finished = {(r['scenario'], r['model'], int(r['seed'])) for r in agg.records}
     missing = [run for run in planned if run not in finished]
-    lines = [f'{len(planned) - len(missing)} of {len(planned)} planned runs ({len(scenarios)} scenarios x '
-             f'{len(models)} models x {len(seeds)} seeds) are finished.']
+    lines = [f'{len(planned) - len(missing)} of {len(planned)} planned runs ({_counted(len(scenarios), "scenario")} x '
+             f'{_counted(len(models), "model")} x {_counted(len(seeds), "seed")}) are finished.']
     if missing:
         lines.append('Missing (the command above runs exactly these and keeps the rest):')
         seeds_by_model_by_scenario = OrderedDict()  # in plan order: scenarios, then models
@@ -514,7 +518,8 @@ def coverage_text(agg, spec):
             seeds_by_model_by_scenario.setdefault(scenario, OrderedDict()).setdefault(model, []).append(seed)
         all_seeds = sorted(int(s) for s in seeds)
         for scenario, by_model in seeds_by_model_by_scenario.items():
-            parts = [model if sorted(ss) == all_seeds else f'{model} (seeds {", ".join(map(str, ss))})'
+            parts = [model if sorted(ss) == all_seeds
+                     else f'{model} ({"seed" if len(ss) == 1 else "seeds"} {", ".join(map(str, ss))})'
                      for model, ss in by_model.items()]
             lines.append(f'- {scenario}: {", ".join(parts)}')
     return '\n'.join(lines)
