@@ -106,6 +106,19 @@ def test_bold_best_floors_first_and_negative_transfer():
     assert 'EMCDR_MFori' in text and 'TargetPop' in text and 'EMCDR_MF ' not in text
 
 
+def test_every_target_only_model_is_a_labelled_floor():
+    lines, _ = fabricated([0.821, 0.829, 0.812])
+    # LightGCN uses no source data: a floor like TargetPop, and here the highest one (0.75 > EMCDR_MFori 0.69
+    # and > TargetPop 0.70), so it decides the negative-transfer flags.
+    lines += [record('s', 'LightGCN', seed, 0.75, 0.25) for seed in range(3)]
+    agg = report_mod.aggregate(lines)
+    assert agg.models[:2] == ['TargetPop', 'LightGCN']
+    assert ('LightGCN', pytest.approx(0.75)) in agg.floors['s']
+    rows = table_rows(report_mod.main_table(agg))
+    assert 'LightGCN (target-only)' in rows and '†' not in rows['LightGCN (target-only)']
+    assert 'LightGCN (AUC 0.7500)' in report_mod.negative_transfer_text(agg)
+
+
 def test_tmcdr_vs_emcdr_pairs_with_known_p_values():
     lines = []
     for seed in range(3):
