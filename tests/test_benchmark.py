@@ -68,20 +68,25 @@ def test_paired_t_test_against_best_other_model_and_star_iff_significant():
     lines, emcdr = fabricated(improved)
     agg = report_mod.aggregate(lines)
     assert agg.baselines['s'] == 'EMCDR_MF'  # not TMCDR_BPR, although its AUC is higher
-    n, diff, t, p = agg.tests[('s', 'TMCDR_MF')]['uauc']
+    test = agg.tests[('s', 'TMCDR_MF')]['uauc']
     expected = stats.ttest_rel(improved, emcdr)
-    assert n == 3 and p == pytest.approx(expected.pvalue) and t == pytest.approx(expected.statistic)
-    assert diff == pytest.approx(np.mean(np.subtract(improved, emcdr)))
-    assert p < 0.05 and agg.starred('s', 'TMCDR_MF', 'uauc')
+    assert test.n == 3 and test.p == pytest.approx(expected.pvalue)
+    assert test.diff == pytest.approx(np.mean(np.subtract(improved, emcdr)))
+    low, high = expected.confidence_interval(0.95)
+    assert (test.ci_low, test.ci_high) == (pytest.approx(low), pytest.approx(high))
+    # the family: TMCDR_MF (AUC; its NDCG is untested) and TMCDR_BPR (AUC, NDCG) against EMCDR_MF. TMCDR_MF has
+    # the smallest of the 3 p-values, so Holm multiplies it by 3.
+    assert test.p_holm == pytest.approx(3 * expected.pvalue)
+    assert test.p_holm < 0.05 and agg.starred('s', 'TMCDR_MF', 'uauc')
     # NDCG identical to the baseline -> scipy gives NaN -> no test, no star
-    assert agg.tests[('s', 'TMCDR_MF')]['ndcg@10'][3] is None and not agg.starred('s', 'TMCDR_MF', 'ndcg@10')
+    assert agg.tests[('s', 'TMCDR_MF')]['ndcg@10'].p is None and not agg.starred('s', 'TMCDR_MF', 'ndcg@10')
     row = table_rows(report_mod.main_table(agg))['TMCDR_MF']
     assert row.count('\\*') == 1 and '\\*↓' not in row
 
     noisy = [0.85, 0.78, 0.80]  # differences +0.05, -0.03, +0.01
     lines, emcdr = fabricated(noisy)
     agg = report_mod.aggregate(lines)
-    p = agg.tests[('s', 'TMCDR_MF')]['uauc'][3]
+    p = agg.tests[('s', 'TMCDR_MF')]['uauc'].p
     assert p == pytest.approx(stats.ttest_rel(noisy, emcdr).pvalue) and p >= 0.05
     assert '\\*' not in table_rows(report_mod.main_table(agg))['TMCDR_MF']
 
@@ -126,13 +131,14 @@ def test_tmcdr_vs_emcdr_pairs_with_known_p_values():
                   record('s', 'TMCDR_MF', seed, 0.82 + 0.012 * seed, 0.30 + 0.01 * seed + 0.001 * (-1) ** seed),
                   record('s', 'EMCDR_BPR', seed, 0.80, 0.3)]
     rows = {line.split('|')[2].strip(): line for line in
-            report_mod.pairs_table(report_mod.pair_comparisons(report_mod.aggregate(lines))).splitlines()[2:]}
+            report_mod.pairs_table(report_mod.aggregate(lines).comparisons).splitlines()[2:]}
     # AUC differences .020/.022/.024: t = .022 / (.002 / sqrt 3) = 19.05, two-sided p (2 df) = 0.00274
     auc_p = stats.ttest_rel([0.82, 0.832, 0.844], [0.80, 0.81, 0.82]).pvalue
     assert auc_p == pytest.approx(0.00274, abs=1e-5)
-    assert '0.8320 vs 0.8100' in rows['TMCDR_MF vs EMCDR_MF'] and '0.003 (n=3)' in rows['TMCDR_MF vs EMCDR_MF']
     cells = [c.strip() for c in rows['TMCDR_MF vs EMCDR_MF'].split('|')]
-    assert cells[5] == 'better' and cells[8] == 'not significant'  # NDCG differences +-.001: p = 0.94
+    # seeds, then per metric: means, difference [95% CI], raw p, Holm p over the family {AUC, NDCG}, verdict
+    assert cells[3:9] == ['3', '0.8320 vs 0.8100', '+0.0220 [+0.0170, +0.0270]', '0.003', '0.005 \\*', 'better']
+    assert cells[13] == 'not significant'  # NDCG differences +-.001
     assert list(rows) == ['TMCDR_MF vs EMCDR_MF']  # TMCDR_BPR was not run: no BPR row
 
 
@@ -143,14 +149,14 @@ def test_pairs_summary_is_generated_from_the_tests():
                   record('s', 'TMCDR_MF', seed, 0.82 + 0.012 * seed, 0.30 + 0.01 * seed + 0.001 * (-1) ** seed),
                   record('s', 'EMCDR_CML', seed, 0.80 + 0.01 * seed, 0.30),
                   record('s', 'TMCDR_CML', seed, 0.78 + 0.009 * seed, 0.30)]
-    text = report_mod.pairs_summary_text(report_mod.pair_comparisons(report_mod.aggregate(lines)))
+    text = report_mod.pairs_summary_text(report_mod.aggregate(lines).comparisons)
     # MF: AUC better (p .003), NDCG n.s.; CML: AUC worse (differences -.020/-.021/-.022), NDCG equal -> no p
-    assert '**TMCDR_X vs EMCDR_X**: 3 tested comparisons (one per scenario, pair and metric).' in text
-    assert '- TMCDR significantly BETTER: 1 (TMCDR_MF s AUC (0.8320 vs 0.8100, p 0.003)).' in text
+    assert ('**TMCDR_X vs EMCDR_X**: 3 tested comparisons (one per scenario, pair and metric); 1 not tested' in text)
+    assert '- TMCDR significantly BETTER: 1 (TMCDR_MF s AUC (0.8320 vs 0.8100, Δ +0.0220 [+0.0170, +0.0270]' in text
     assert '- TMCDR significantly WORSE: 1 (TMCDR_CML s AUC' in text
     assert '- Not significant: 1.' in text
     assert 'SSCDR' not in text  # no SSCDR runs: no section
-    assert report_mod.pairs_summary_text(report_mod.pair_comparisons(report_mod.aggregate(lines[:1]))) is None
+    assert report_mod.pairs_summary_text(report_mod.aggregate(lines[:1]).comparisons) is None
 
 
 def test_report_files_render(tmp_path):

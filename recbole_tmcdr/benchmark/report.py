@@ -25,9 +25,11 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
 from recbole_tmcdr.benchmark import paper
+from recbole_tmcdr.benchmark.stats import (  # noqa: F401 - Summary/summarize are part of this module's API
+    ALPHA, MIN_PAIRS, PairedTest, Summary, adjust_family, finite as _finite, fmt_p as _fmt_p, paired_test, summarize,
+)
 from recbole_tmcdr.benchmark.results import RESULTS_FILE, latest_records, load_records
 
 METRICS = (('AUC', 'uauc'), ('NDCG@10', 'ndcg@10'))
@@ -35,66 +37,12 @@ METRICS = (('AUC', 'uauc'), ('NDCG@10', 'ndcg@10'))
 # target-only model that was run (e.g. LightGCN) is a floor too (see is_target_only).
 FLOOR_MODELS = ('TargetPop', 'Pop', 'BPR')
 TESTED_PREFIX = 'TMCDR'
-ALPHA = 0.05
 BASE_MODELS = ('MF', 'BPR', 'ListRankMF', 'CML')
 # (baseline, TMCDR model) pairs the paper compares: EMCDR_X vs TMCDR_X, and SSCDR vs TMCDR_CML (its Figure 1).
 COMPARED_PAIRS = tuple((f'EMCDR_{base}', f'TMCDR_{base}') for base in BASE_MODELS) + (('SSCDR', 'TMCDR_CML'),)
 # Target-only models of the plugin (no transfer), if the registry cannot be asked.
 _TARGET_ONLY_FALLBACK = frozenset({'TargetPop', 'Pop', 'BPR', 'ItemKNN', 'EASE', 'LightGCN', 'NeuMF', 'MultiVAE',
                                    'NGCF'})
-
-
-# ----- statistics
-@dataclass
-class Summary:
-    """Mean and 95% CI (t-distribution) of one metric over seeds."""
-    mean: float
-    n: int
-    sd: float = None
-    half_width: float = None          # t_{0.975, n-1} * sd / sqrt(n); None for n = 1
-    by_seed: dict = field(default_factory=dict)
-
-    @property
-    def low(self):
-        return self.mean - (self.half_width or 0.0)
-
-    @property
-    def high(self):
-        return self.mean + (self.half_width or 0.0)
-
-
-def _finite(value):
-    return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
-
-
-def summarize(values_by_seed):
-    """:class:`Summary` of ``{seed: value}`` (non-finite values dropped); None if nothing is left."""
-    by_seed = {seed: float(v) for seed, v in values_by_seed.items() if _finite(v)}
-    if not by_seed:
-        return None
-    values = np.array(list(by_seed.values()), dtype=float)
-    n = len(values)
-    if n == 1:
-        return Summary(mean=float(values[0]), n=1, by_seed=by_seed)
-    sd = float(values.std(ddof=1))
-    half_width = float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n))
-    return Summary(mean=float(values.mean()), n=n, sd=sd, half_width=half_width, by_seed=by_seed)
-
-
-def paired_test(a_by_seed, b_by_seed):
-    """Paired t-test (two-sided) of a vs b over their common seeds: (n, mean difference a-b, t, p); t and p are
-    None with fewer than 2 pairs or when scipy gives NaN (all differences equal)."""
-    seeds = sorted(set(a_by_seed) & set(b_by_seed))
-    a = np.array([a_by_seed[s] for s in seeds], dtype=float)
-    b = np.array([b_by_seed[s] for s in seeds], dtype=float)
-    diff = float((a - b).mean()) if len(seeds) else None
-    if len(seeds) < 2:
-        return len(seeds), diff, None, None
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', RuntimeWarning)
-        result = stats.ttest_rel(a, b)
-    t, p = float(result.statistic), float(result.pvalue)
-    return len(seeds), diff, (t if math.isfinite(t) else None), (p if math.isfinite(p) else None)
 
 
 def is_target_only(model):
@@ -118,10 +66,11 @@ class Aggregate:
     models: list                                    # floors first, then in order of first appearance
     cells: dict                                     # (scenario, model) -> {metric: Summary}
     kshot: dict                                     # (scenario, model) -> {K: {metric: Summary}}
-    tests: dict                                     # (scenario, model) -> {'baseline', metric: (n, diff, t, p)}
+    tests: dict                                     # (scenario, model) -> {'baseline', metric: PairedTest}
     baselines: dict                                 # scenario -> baseline model of the tests (or None)
-    negative_transfer: dict                         # scenario -> [(model, auc, floor, floor_auc)]
+    below_floor: dict                               # scenario -> [(model, auc, floor, floor_auc, PairedTest)]
     floors: dict                                    # scenario -> [(floor model, mean auc)]
+    comparisons: list = field(default_factory=list)  # PairComparison of COMPARED_PAIRS
 
     def summary(self, scenario, model, metric):
         return self.cells.get((scenario, model), {}).get(metric)
@@ -129,16 +78,23 @@ class Aggregate:
     def models_in(self, scenario):
         return [m for m in self.models if (scenario, m) in self.cells]
 
+    def test(self, scenario, model, metric):
+        return self.tests.get((scenario, model), {}).get(metric)
+
     def starred(self, scenario, model, metric):
-        test = self.tests.get((scenario, model), {}).get(metric)
-        return bool(test and test[3] is not None and test[3] < ALPHA)
+        test = self.test(scenario, model, metric)
+        return bool(test and test.significant)
 
     def significantly_worse(self, scenario, model, metric):
-        test = self.tests.get((scenario, model), {}).get(metric)
-        return self.starred(scenario, model, metric) and test[1] is not None and test[1] < 0
+        return self.starred(scenario, model, metric) and self.test(scenario, model, metric).diff < 0
 
     def flagged(self, scenario, model):
-        return any(m == model for m, *_ in self.negative_transfer.get(scenario, []))
+        """Negative transfer: a one-sided paired test (Holm-adjusted) says the model is below the best floor."""
+        return any(m == model and test.significant for m, *_, test in self.below_floor.get(scenario, []))
+
+    @property
+    def negative_transfer(self):
+        return {s: [entry for entry in entries if entry[-1].significant] for s, entries in self.below_floor.items()}
 
 
 def _ordered(names, order):
@@ -176,7 +132,7 @@ def aggregate(records, metrics=METRICS, scenario_order=None, model_order=None):
              for pair, ks in kshot_values.items()}
 
     auc = metrics[0][1]
-    tests, baselines, negative, floors = {}, {}, {}, {}
+    tests, baselines, below_floor, floors = {}, {}, {}, {}
     for scenario in scenarios:
         present = [m for m in models if (scenario, m) in cells and cells[(scenario, m)].get(auc)]
         candidates = [m for m in present if not m.startswith(TESTED_PREFIX)]
@@ -188,15 +144,29 @@ def aggregate(records, metrics=METRICS, scenario_order=None, model_order=None):
             entry = {'baseline': baseline}
             for _, key in metrics:
                 a, b = cells[(scenario, model)].get(key), cells[(scenario, baseline)].get(key)
-                entry[key] = paired_test(a.by_seed, b.by_seed) if a and b else (0, None, None, None)
+                entry[key] = paired_test(a.by_seed, b.by_seed) if a and b else PairedTest(n=0)
             tests[(scenario, model)] = entry
         floors[scenario] = [(m, cells[(scenario, m)][auc].mean) for m in present if is_target_only(m)]
         if floors[scenario]:
             floor, floor_auc = max(floors[scenario], key=lambda item: item[1])
-            negative[scenario] = [(m, cells[(scenario, m)][auc].mean, floor, floor_auc) for m in present
-                                  if not is_target_only(m) and cells[(scenario, m)][auc].mean <= floor_auc]
-    return Aggregate(records=records, scenarios=scenarios, models=models, cells=cells, kshot=kshot, tests=tests,
-                     baselines=baselines, negative_transfer=negative, floors=floors)
+            below_floor[scenario] = [
+                (m, cells[(scenario, m)][auc].mean, floor, floor_auc,
+                 paired_test(cells[(scenario, m)][auc].by_seed, cells[(scenario, floor)][auc].by_seed, 'less'))
+                for m in present if not is_target_only(m) and cells[(scenario, m)][auc].mean <= floor_auc]
+    agg = Aggregate(records=records, scenarios=scenarios, models=models, cells=cells, kshot=kshot, tests=tests,
+                    baselines=baselines, below_floor=below_floor, floors=floors)
+    agg.comparisons = pair_comparisons(agg, metrics)
+    # Two families, each Holm-corrected: the TMCDR comparisons (against the best other model and the paper's
+    # pairs; a test that is in both counts once) and the negative-transfer tests against the floors.
+    family = {}
+    for (scenario, model), entry in tests.items():
+        for _, key in metrics:
+            family[(scenario, model, entry['baseline'], key)] = entry[key]
+    for c in agg.comparisons:
+        c.test = family.setdefault((c.scenario, c.tmcdr, c.baseline, c.key), c.test)
+    adjust_family(family.values())
+    adjust_family(entry[-1] for entries in below_floor.values() for entry in entries)
+    return agg
 
 
 # ----- rendering
@@ -211,12 +181,6 @@ def format_summary(summary, digits=4):
 
 def _fmt(value, spec='+.4f'):
     return '–' if value is None else format(value, spec)
-
-
-def _fmt_p(p):
-    if p is None:
-        return 'n/a'
-    return f'{p:.2e}' if p < 1e-3 else f'{p:.3f}'
 
 
 def _table(header, rows):
@@ -259,30 +223,38 @@ def main_table(agg, metrics=METRICS):
     return _table(header, rows)
 
 
+def _test_cells(test):
+    """Effect size with its 95% CI, raw p and Holm-adjusted p of one PairedTest."""
+    if test is None:
+        return ['–', 'n/a', 'n/a']
+    if not test.tested:
+        reason = f'n/a (n={test.n})' if test.n < MIN_PAIRS else 'n/a (equal)'
+        return [test.ci_text(), reason, reason]
+    star = ' \\*' + ('↓' if test.diff < 0 else '') if test.significant else ''
+    return [test.ci_text(), _fmt_p(test.p), _fmt_p(test.p_holm) + star]
+
+
 def tests_table(agg, metrics=METRICS):
     if not agg.tests:
         return None
     header = ['scenario', 'model', 'baseline (best other by AUC)', 'pairs']
     for name, _ in metrics:
-        header += [f'Δ{name}', f'p ({name})']
+        header += [f'Δ{name} [95% CI]', f'p ({name})', f'Holm p ({name})']
     rows = []
     for (scenario, model), entry in agg.tests.items():
-        n = entry[metrics[0][1]][0]
-        row = [scenario, model, entry['baseline'], n]
+        row = [scenario, model, entry['baseline'], entry[metrics[0][1]].n]
         for _, key in metrics:
-            _, diff, _, p = entry[key]
-            star = ' \\*' + ('↓' if diff is not None and diff < 0 else '') if p is not None and p < ALPHA else ''
-            row += [_fmt(diff), _fmt_p(p) + star]
+            row += _test_cells(entry[key])
         rows.append(row)
     return _table(header, rows)
 
 
 class Verdict:
-    """Outcome of a paired t-test of a TMCDR model against its baseline (p < ALPHA, two-sided)."""
+    """Outcome of a paired t-test of a TMCDR model against its baseline (Holm-adjusted p < ALPHA, two-sided)."""
     BETTER = 'better'
     WORSE = 'worse'
     NOT_SIGNIFICANT = 'not significant'
-    UNTESTED = 'n/a'  # fewer than 2 common seeds
+    UNTESTED = 'n/a'  # fewer than MIN_PAIRS common seeds
 
 
 @dataclass
@@ -292,19 +264,32 @@ class PairComparison:
     tmcdr: str
     baseline: str
     metric: str
+    key: str
     tmcdr_mean: float
     baseline_mean: float
-    n: int
-    p: float
-    verdict: str
+    test: PairedTest
+
+    @property
+    def n(self):
+        return self.test.n
+
+    @property
+    def verdict(self):
+        if not self.test.tested:
+            return Verdict.UNTESTED
+        if self.test.significant:
+            return Verdict.BETTER if self.test.diff > 0 else Verdict.WORSE
+        return Verdict.NOT_SIGNIFICANT
 
     @property
     def label(self):
-        return f'{self.scenario} {self.metric} ({self.tmcdr_mean:.4f} vs {self.baseline_mean:.4f}, p {_fmt_p(self.p)})'
+        return (f'{self.scenario} {self.metric} ({self.tmcdr_mean:.4f} vs {self.baseline_mean:.4f}, '
+                f'Δ {self.test.ci_text()}, Holm p {_fmt_p(self.test.p_holm)})')
 
 
 def pair_comparisons(agg, metrics=METRICS):
-    """Every run pair of ``COMPARED_PAIRS`` on every scenario and metric, as PairComparison rows."""
+    """Every run pair of ``COMPARED_PAIRS`` on every scenario and metric, as PairComparison rows (their tests are
+    Holm-adjusted by :func:`aggregate`)."""
     comparisons = []
     for scenario in agg.scenarios:
         for baseline, tmcdr in COMPARED_PAIRS:
@@ -314,22 +299,15 @@ def pair_comparisons(agg, metrics=METRICS):
                 ours, theirs = agg.summary(scenario, tmcdr, key), agg.summary(scenario, baseline, key)
                 if ours is None or theirs is None:
                     continue
-                n, diff, _, p = paired_test(ours.by_seed, theirs.by_seed)
-                if p is None:
-                    verdict = Verdict.UNTESTED
-                elif p < ALPHA:
-                    verdict = Verdict.BETTER if diff > 0 else Verdict.WORSE
-                else:
-                    verdict = Verdict.NOT_SIGNIFICANT
-                comparisons.append(PairComparison(scenario, tmcdr, baseline, name, ours.mean, theirs.mean, n, p,
-                                                  verdict))
+                comparisons.append(PairComparison(scenario, tmcdr, baseline, name, key, ours.mean, theirs.mean,
+                                                  paired_test(ours.by_seed, theirs.by_seed)))
     return comparisons
 
 
 def pairs_table(comparisons, metrics=METRICS):
     """``pair_comparisons`` as a table, a row per scenario and pair: TMCDR_X against EMCDR_X for each base model
-    X (and TMCDR_CML against SSCDR, the paper's Figure 1 pair), means over seeds and the paired t-test over the
-    common seeds; None if no pair was run."""
+    X (and TMCDR_CML against SSCDR, the paper's Figure 1 pair), means over seeds, the paired difference with its
+    95% CI, raw and Holm-adjusted p; None if no pair was run."""
     by_row = OrderedDict()
     for c in comparisons:
         by_row.setdefault((c.scenario, c.tmcdr, c.baseline), {})[c.metric] = c
@@ -337,21 +315,21 @@ def pairs_table(comparisons, metrics=METRICS):
         return None
     rows = []
     for (scenario, tmcdr, baseline), cells in by_row.items():
-        row = [scenario, f'{tmcdr} vs {baseline}']
+        row = [scenario, f'{tmcdr} vs {baseline}', max(c.n for c in cells.values())]
         for name, _ in metrics:
             c = cells.get(name)
-            row += (['', '', ''] if c is None else
-                    [f'{c.tmcdr_mean:.4f} vs {c.baseline_mean:.4f}', _fmt_p(c.p) + f' (n={c.n})', c.verdict])
+            row += (['', '', '', '', ''] if c is None else
+                    [f'{c.tmcdr_mean:.4f} vs {c.baseline_mean:.4f}', *_test_cells(c.test), c.verdict])
         rows.append(row)
-    header = ['scenario', 'pair']
+    header = ['scenario', 'pair', 'seeds']
     for name, _ in metrics:
-        header += [name, f'p ({name})', f'{name}: TMCDR is']
+        header += [name, f'Δ{name} [95% CI]', f'p ({name})', f'Holm p ({name})', f'{name}: TMCDR is']
     return _table(header, rows)
 
 
 def pairs_summary_text(comparisons):
     """Generated from ``pair_comparisons``, so that a report's prose cannot contradict its table: where TMCDR_X
-    is significantly better / worse than its baseline, and how many comparisons were not significant."""
+    is significantly better / worse than its baseline after Holm's correction, and how many were not."""
     if not comparisons:
         return None
     lines = []
@@ -363,15 +341,17 @@ def pairs_summary_text(comparisons):
         tested = [c for c in group if c.verdict != Verdict.UNTESTED]
         if lines:
             lines.append('')  # a paragraph break: otherwise Markdown folds this into the list above
-        lines.append(f'**{title}**: {len(tested)} tested comparisons (one per scenario, pair and metric).')
+        untested = len(group) - len(tested)
+        lines.append(f'**{title}**: {len(tested)} tested comparisons (one per scenario, pair and metric)'
+                     + (f'; {untested} not tested (fewer than {MIN_PAIRS} common seeds, or no variation).' if untested else '.'))
         for verdict in (Verdict.BETTER, Verdict.WORSE):
             hits = [c for c in tested if c.verdict == verdict]
             listed = '; '.join(f'{c.tmcdr} {c.label}' for c in hits) or 'none'
             lines.append(f'- TMCDR significantly {verdict.upper()}: {len(hits)} ({listed}).')
         quiet = sum(c.verdict == Verdict.NOT_SIGNIFICANT for c in tested)
         lines.append(f'- Not significant: {quiet}.')
-    lines += ['', f'Uncorrected for multiple comparisons: at p < {ALPHA}, about 1 in {round(1 / ALPHA)} tests '
-                 'comes out significant by chance alone.']
+    lines += ['', f'Significance is judged on Holm-adjusted p-values (family-wise error {ALPHA}) over the family of '
+                 'every TMCDR test in this report: these pairs and the tests against the best other model.']
     return '\n'.join(lines)
 
 
@@ -384,16 +364,17 @@ def negative_transfer_text(agg):
                 lines.append(f'- {scenario}: no target-only floor was run ({", ".join(FLOOR_MODELS)}): '
                              'negative transfer not checked; add TargetPop to the models.')
             continue
-        flagged = agg.negative_transfer.get(scenario, [])
         floor, floor_auc = max(agg.floors[scenario], key=lambda item: item[1])
-        if flagged:
-            names = ', '.join(f'{m} (AUC {auc:.4f})' for m, auc, *_ in flagged)
-            verb = 'does' if len(flagged) == 1 else 'do'
-            lines.append(f'- {scenario}: † negative transfer: {names} {verb} not beat the target-only floor '
-                         f'{floor} (AUC {floor_auc:.4f}).')
-        else:
-            lines.append(f'- {scenario}: every transfer model beats the target-only floor {floor} '
+        entries = agg.below_floor.get(scenario, [])
+        if not entries:
+            lines.append(f'- {scenario}: every transfer model has a mean AUC above the target-only floor {floor} '
                          f'(AUC {floor_auc:.4f}).')
+            continue
+        for model, auc, _, _, test in entries:
+            verdict = ('† negative transfer' if test.significant else 'not above the floor (n.s.)')
+            lines.append(f'- {scenario}: {model} (AUC {auc:.4f}) vs the target-only floor {floor} '
+                         f'(AUC {floor_auc:.4f}): {verdict}; Δ {test.ci_text()}, one-sided p {_fmt_p(test.p)}, '
+                         f'Holm p {_fmt_p(test.p_holm)}.')
     return '\n'.join(lines)
 
 
@@ -563,15 +544,16 @@ def render_markdown(agg, figures=None, spec=None):
     parts += [header_notes(agg), '',
              '## Cold test users: AUC and NDCG@10 (mean ± 95% CI over seeds)', '', main_table(agg), '',
              'AUC = per-user AUC averaged over users (`uauc`). Bold: best mean of the column. '
-             f'\\*: paired t-test over seeds (two-sided) of a TMCDR model against the best other model of the '
-             f'scenario, p < {ALPHA}; \\*↓: significantly WORSE than that model. †: negative transfer (does not '
-             'beat the target-only floor). "(target-only)": a floor that uses no source data.', '']
+             f'\\*: paired t-test over seeds (two-sided, at least {MIN_PAIRS} seeds) of a TMCDR model against the '
+             f'best other model of the scenario, Holm-adjusted p < {ALPHA}; \\*↓: significantly WORSE than that '
+             'model. †: negative transfer (a one-sided paired test, Holm-adjusted, finds the AUC below the best '
+             'target-only floor). "(target-only)": a floor that uses no source data.', '']
     tests = tests_table(agg)
     parts += ['## Paired t-tests (TMCDR vs the best other model, by mean test AUC)', '',
               tests if tests else 'No TMCDR model with a non-TMCDR baseline in the results.', '']
-    comparisons = pair_comparisons(agg)
+    comparisons = agg.comparisons
     if comparisons:
-        parts += [f'## TMCDR_X vs EMCDR_X (paired t-test over seeds, p < {ALPHA})', '',
+        parts += [f'## TMCDR_X vs EMCDR_X (paired t-test over seeds, Holm-adjusted p < {ALPHA})', '',
                   pairs_summary_text(comparisons), '', pairs_table(comparisons), '']
     parts += ['## Negative transfer', '', negative_transfer_text(agg) or 'No scenario.', '']
     parts += ['## Comparison with the paper (Table 1)', '', paper_section(agg), '']
@@ -595,7 +577,8 @@ def write_csv(agg, path, metrics=METRICS):
     for scenario in agg.scenarios:
         for name, key in metrics:
             header += [f'{scenario}/{key}/mean', f'{scenario}/{key}/ci95', f'{scenario}/{key}/n',
-                       f'{scenario}/{key}/p_vs_baseline']
+                       f'{scenario}/{key}/diff_vs_baseline', f'{scenario}/{key}/p_vs_baseline',
+                       f'{scenario}/{key}/p_holm_vs_baseline']
         header += [f'{scenario}/negative_transfer']
     with open(path, 'w', newline='', encoding='utf-8') as f:
         writer = csv.writer(f)
@@ -605,11 +588,12 @@ def write_csv(agg, path, metrics=METRICS):
             for scenario in agg.scenarios:
                 for _, key in metrics:
                     s = agg.summary(scenario, model, key)
-                    test = agg.tests.get((scenario, model), {}).get(key)
+                    test = agg.test(scenario, model, key)
                     row += ['' if s is None else f'{s.mean:.6f}',
                             '' if s is None or s.half_width is None else f'{s.half_width:.6f}',
-                            '' if s is None else s.n,
-                            '' if not test or test[3] is None else f'{test[3]:.6g}']
+                            '' if s is None else s.n]
+                    values = (None, None, None) if test is None else (test.diff, test.p, test.p_holm)
+                    row += ['' if value is None else f'{value:.6g}' for value in values]
                 row.append(int(agg.flagged(scenario, model)) if (scenario, model) in agg.cells else '')
             writer.writerow(row)
 

@@ -1,0 +1,57 @@
+"""Report statistics with known answers: no test below 3 pairs, Holm's adjustment, the paired difference's CI,
+and the negative-transfer mark only where a one-sided test says so."""
+
+import pytest
+from scipy import stats
+
+from recbole_tmcdr.benchmark import report as report_mod
+from recbole_tmcdr.benchmark.stats import MIN_PAIRS, adjust_family, holm, paired_test
+from tests.test_benchmark import record, table_rows
+
+
+def test_no_test_with_two_pairs():
+    test = paired_test({0: 0.80, 1: 0.90}, {0: 0.70, 1: 0.71})
+    assert MIN_PAIRS == 3 and test.n == 2 and test.p is None and not test.significant
+    assert test.diff == pytest.approx(0.145) and test.ci_low is None
+    lines = [record('s', m, seed, auc, 0.3) for seed in range(2)
+             for m, auc in (('EMCDR_MF', 0.70 + 0.01 * seed), ('TMCDR_MF', 0.80 + 0.1 * seed))]
+    agg = report_mod.aggregate(lines)
+    assert 'n/a (n=2)' in report_mod.pairs_table(agg.comparisons)
+    assert '\\*' not in table_rows(report_mod.main_table(agg))['TMCDR_MF']
+
+
+def test_holm_by_hand():
+    # sorted p .01, .02, .03, .04 (m = 4): 4 x .01 = .04; 3 x .02 = .06; 2 x .03 = .06 (kept monotone); 1 x .04
+    assert holm([0.03, None, 0.01, 0.04, 0.02]) == [pytest.approx(0.06), None, pytest.approx(0.04),
+                                                     pytest.approx(0.06), pytest.approx(0.06)]
+    assert holm([0.9, 0.8]) == [pytest.approx(1.0), pytest.approx(1.0)]
+
+
+def test_difference_ci_and_adjusted_significance():
+    a, b = {0: 0.82, 1: 0.832, 2: 0.844}, {0: 0.80, 1: 0.81, 2: 0.82}
+    test = paired_test(a, b)
+    expected = stats.ttest_rel(list(a.values()), list(b.values()))
+    assert test.p == pytest.approx(expected.pvalue)
+    assert test.ci_text() == '+0.0220 [+0.0170, +0.0270]'
+    # p .0027 alone is significant; in a family of 20 equally strong tests Holm gives .055: not significant
+    family = [test] + [paired_test(a, b) for _ in range(19)]
+    adjust_family(family)
+    assert test.p_holm == pytest.approx(20 * expected.pvalue) and not test.significant
+
+
+def test_negative_transfer_needs_a_one_sided_test():
+    floor, noisy_below, clearly_below = [0.70, 0.71, 0.72], [0.71, 0.69, 0.715], [0.60, 0.615, 0.62]
+    lines = []
+    for seed in range(3):
+        lines += [record('s', 'TargetPop', seed, floor[seed], 0.2),
+                  record('s', 'EMCDR_MFori', seed, noisy_below[seed], 0.2),
+                  record('s', 'EMCDR_MF', seed, clearly_below[seed], 0.2),
+                  record('s', 'EMCDR_BPR', seed, 0.80, 0.3)]
+    agg = report_mod.aggregate(lines)
+    rows = table_rows(report_mod.main_table(agg))
+    assert '†' in rows['EMCDR_MF'] and '†' not in rows['EMCDR_MFori'] and '†' not in rows['EMCDR_BPR']
+    text = report_mod.negative_transfer_text(agg)
+    assert 'EMCDR_MFori (AUC 0.7050) vs the target-only floor TargetPop (AUC 0.7100): not above the floor (n.s.)' in text
+    assert 'EMCDR_MF (AUC 0.6117) vs the target-only floor TargetPop (AUC 0.7100): † negative transfer' in text
+    one_sided = stats.ttest_rel(clearly_below, floor, alternative='less').pvalue
+    assert f'one-sided p {report_mod._fmt_p(one_sided)}' in text
