@@ -404,3 +404,71 @@ def test_tiny_end_to_end_benchmark(tiny_scenario, tmp_path, capsys):
     assert benchmark_main(argv) == 0
     assert '(4 already done, 0 to run)' in capsys.readouterr().err
     assert len(results_io.load_records('bench/results.jsonl')) == 4
+
+
+def _spy_run(called):
+    return lambda task, progress=None: called.append(task['run_id']) or fake_run(task)
+
+
+def test_resume_redoes_a_run_whose_model_yaml_changed(tiny_scenario, tmp_path, monkeypatch):
+    """Resume by content: a finished run is kept only while every YAML layer of its model is unchanged."""
+    from recbole_tmcdr import config as config_mod
+    layers = tmp_path / 'properties'
+    layers.mkdir()
+    originals = config_mod.plugin_yaml_files('EMCDR_MF')
+    copies = []
+    for path in originals:
+        copy = layers / path.name
+        copy.write_text(path.read_text())
+        copies.append(copy)
+    monkeypatch.setattr(config_mod, 'plugin_yaml_files', lambda model: copies if model == 'EMCDR_MF'
+                        else originals)
+    spec = BenchmarkSpec(scenarios=[str(tiny_scenario)], models=['EMCDR_MF'], seeds=[0], jobs=1,
+                         out=str(tmp_path / 'bench'), lr_search=False)
+    called = []
+    runner.run_benchmark(spec, run_fn=_spy_run(called), report=False, progress=False)
+    runner.run_benchmark(spec, run_fn=_spy_run(called), report=False, progress=False)
+    assert called == ['tiny/EMCDR_MF/seed0']  # the second invocation resumed
+
+    model_yaml = copies[-1]  # the most specific layer, EMCDR_MF.yaml
+    model_yaml.write_text(model_yaml.read_text() + '\nmapping_batch_size: 64\n')
+    summary = runner.run_benchmark(spec, run_fn=_spy_run(called), report=False, progress=False)
+    assert called == ['tiny/EMCDR_MF/seed0'] * 2 and summary['stale'] == [('tiny', 'EMCDR_MF', 0)]
+
+
+def test_resume_redoes_a_run_whose_raw_data_changed(tiny_scenario, tmp_path):
+    spec = BenchmarkSpec(scenarios=[str(tiny_scenario)], models=['TargetPop'], seeds=[0], jobs=1,
+                         out=str(tmp_path / 'bench'), lr_search=False)
+    called = []
+    runner.run_benchmark(spec, run_fn=_spy_run(called), report=False, progress=False)
+    target = tiny_scenario.parent / 'target.csv'
+    target.write_text(target.read_text() + '999,1\n')
+    runner.run_benchmark(spec, run_fn=_spy_run(called), report=False, progress=False)
+    assert called == ['tiny/TargetPop/seed0'] * 2
+
+
+def test_report_only_lists_stale_runs_and_leaves_them_out(tiny_scenario, tmp_path):
+    spec = BenchmarkSpec(scenarios=[str(tiny_scenario)], models=['TargetPop', 'EMCDR_MF'], seeds=[0, 1, 2], jobs=1,
+                         out=str(tmp_path / 'bench'), lr_search=False)
+    tasks = runner.plan(spec.validate(), spec.out, str(tmp_path / 'cache'))
+    os.makedirs(spec.out)
+    for task in tasks:  # EMCDR_MF seed 0 was made from other inputs (e.g. an older model YAML)
+        stale = task['run_id'] == 'tiny/EMCDR_MF/seed0'
+        results_io.append_record(os.path.join(spec.out, 'results.jsonl'),
+                                 {**fake_run(task), 'config_hash': 'old' if stale else task['config_hash']})
+    summary = runner.run_benchmark(spec, report_only=True, progress=False)
+    markdown = summary['report']['markdown']
+    assert '5 of 6 planned runs' in markdown and 'Stale, left out of every table: 1 run' in markdown
+    assert '- tiny: EMCDR_MF (seed 0)' in markdown
+    assert summary['report']['aggregate'].summary('tiny', 'EMCDR_MF', 'uauc').n == 2
+
+
+def test_a_results_line_without_seed_does_not_stop_resume(tiny_scenario, tmp_path):
+    spec = BenchmarkSpec(scenarios=[str(tiny_scenario)], models=['TargetPop'], seeds=[0], jobs=1,
+                         out=str(tmp_path / 'bench'), lr_search=False)
+    os.makedirs(spec.out)
+    results_io.append_record(os.path.join(spec.out, 'results.jsonl'), {'scenario': 'tiny', 'model': 'TargetPop'})
+    called = []
+    with pytest.warns(results_io.ResultsFileWarning, match='no valid scenario/model/seed'):
+        runner.run_benchmark(spec, run_fn=_spy_run(called), report=False, progress=False)
+    assert called == ['tiny/TargetPop/seed0']

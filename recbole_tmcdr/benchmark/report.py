@@ -30,7 +30,7 @@ from recbole_tmcdr.benchmark import paper
 from recbole_tmcdr.benchmark.stats import (  # noqa: F401 - Summary/summarize are part of this module's API
     ALPHA, MIN_PAIRS, PairedTest, Summary, adjust_family, finite as _finite, fmt_p as _fmt_p, paired_test, summarize,
 )
-from recbole_tmcdr.benchmark.results import RESULTS_FILE, latest_records, load_records
+from recbole_tmcdr.benchmark.results import RESULTS_FILE, latest_records, load_records, run_key
 
 METRICS = (('AUC', 'uauc'), ('NDCG@10', 'ndcg@10'))
 # Target-only floors the issue asks every table to show: popularity and the mean warm user. Any other
@@ -71,6 +71,7 @@ class Aggregate:
     below_floor: dict                               # scenario -> [(model, auc, floor, floor_auc, PairedTest)]
     floors: dict                                    # scenario -> [(floor model, mean auc)]
     comparisons: list = field(default_factory=list)  # PairComparison of COMPARED_PAIRS
+    stale: list = field(default_factory=list)        # (scenario, model, seed) left out: inputs changed since
 
     def summary(self, scenario, model, metric):
         return self.cells.get((scenario, model), {}).get(metric)
@@ -494,6 +495,10 @@ def coverage_text(agg, spec):
     missing = [run for run in planned if run not in finished]
     lines = [f'{len(planned) - len(missing)} of {len(planned)} planned runs ({_counted(len(scenarios), "scenario")} x '
              f'{_counted(len(models), "model")} x {_counted(len(seeds), "seed")}) are finished.']
+    stale = [run for run in missing if run in set(agg.stale)]
+    if stale:
+        lines.append(f'Stale, left out of every table: {_counted(len(stale), "run")} whose result was made from other '
+                     'inputs (a model YAML, the raw data, the code or the spec) than the current ones.')
     if missing:
         lines.append('Missing (the command above runs exactly these and keeps the rest):')
         seeds_by_model_by_scenario = OrderedDict()  # in plan order: scenarios, then models
@@ -714,17 +719,26 @@ def _latest_spec(out_dir):
         return {}
 
 
-def write_report(out_dir, records=None, scenario_order=None, model_order=None):
+def write_report(out_dir, records=None, scenario_order=None, model_order=None, stale=()):
     """Write table.md, table.csv, figure1.png and kshot.png into ``out_dir``; returns their paths and the
-    Markdown text (``{'markdown', 'table_md', 'table_csv', 'figure1', 'kshot', 'aggregate'}``)."""
+    Markdown text (``{'markdown', 'table_md', 'table_csv', 'figure1', 'kshot', 'aggregate'}``). ``stale``: the
+    (scenario, model, seed) whose last record was made from other inputs than the spec's now; they are left out
+    of every table and listed in the coverage section."""
     if records is None:
         records = load_records(os.path.join(out_dir, RESULTS_FILE))
+    stale = sorted(set(stale))
+    if records and stale:
+        records = [r for r in latest_records(records) if run_key(r) not in set(stale)]
+        if not records:
+            raise FileNotFoundError(f'Every finished run in {out_dir} is stale (made from other inputs than now): '
+                                    'nothing to report; run the benchmark without --report-only to redo them.')
     if not records:
         raise FileNotFoundError(f'No finished run in {os.path.join(out_dir, RESULTS_FILE)}: nothing to report.')
     spec = _latest_spec(out_dir)
     if scenario_order is None and model_order is None:
         scenario_order, model_order = spec.get('scenario_labels') or [], spec.get('models') or []
     agg = aggregate(records, scenario_order=scenario_order, model_order=model_order)
+    agg.stale = stale
     figures = {'Figure 1': plot_figure1(agg, os.path.join(out_dir, 'figure1.png')),
                'K-shot': plot_kshot(agg, os.path.join(out_dir, 'kshot.png'))}
     markdown = render_markdown(agg, figures, spec)

@@ -104,13 +104,25 @@ def run_key(record):
     return (str(record.get('scenario')), str(record.get('model')), int(record.get('seed')))
 
 
+def keyed_records(records, warn=True):
+    """The records that name their (scenario, model, seed); any other line is skipped with a warning (it cannot
+    be resumed or reported)."""
+    keyed = []
+    for number, record in enumerate(records, 1):
+        try:
+            run_key(record)
+        except (TypeError, ValueError):
+            if warn:
+                warnings.warn(f'results record {number} has no valid scenario/model/seed '
+                              f'(seed {record.get("seed")!r}); ignored.', ResultsFileWarning, stacklevel=2)
+            continue
+        keyed.append(record)
+    return keyed
+
+
 def latest_records(records):
     """The last record of each (scenario, model, seed), in the order keys first appear."""
     latest = {}
-    for record in records:
-        try:
-            key = run_key(record)
-        except (TypeError, ValueError):
-            continue
-        latest[key] = record
+    for record in keyed_records(records, warn=False):
+        latest[run_key(record)] = record
     return list(latest.values())

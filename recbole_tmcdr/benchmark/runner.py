@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from recbole_tmcdr.benchmark import results as results_io
 from recbole_tmcdr.benchmark.spec import (
     BenchmarkSpec, SpecError, absolute_path_overrides, config_hash, file_sha, grid, model_search_space, resolve_scenario,
-    resolved_value,
+    resolved_value, run_inputs,
 )
 
 log = logging.getLogger('recbole_tmcdr.benchmark')
@@ -100,7 +100,8 @@ def plan(spec, out_dir, cache_dir):
             trials = grid(space) or [{}]
             defaults = {k: resolved_value(model, k, overrides) for k in full_space if k not in space}
             valid_metric = str(resolved_value(model, 'valid_metric', overrides, 'NDCG@10')).lower()
-            chash = config_hash(scenario, model, overrides, config_files_sha, trials, spec.kshot)
+            chash = config_hash(scenario, model, overrides, config_files_sha, trials, spec.kshot,
+                                run_inputs(scenario, model, base_config['raw_data_path']))
             for seed in spec.seeds:
                 tasks.append({
                     'run_id': f'{scenario.label}/{model}/seed{seed}',
@@ -485,16 +486,19 @@ def run_benchmark(spec: BenchmarkSpec, run_fn=run_one, report=True, progress=Non
         warnings.warn(f'{results_path}: a truncated last line ({len(moved)} bytes, an interrupted write) was moved '
                       'aside to results.jsonl.truncated-*; that run will be redone.',
                       results_io.ResultsFileWarning, stacklevel=2)
-    latest = {results_io.run_key(r): r.get('config_hash') for r in results_io.load_records(results_path)}
-    todo, skipped = [], []
+    latest = {results_io.run_key(r): r.get('config_hash')
+              for r in results_io.keyed_records(results_io.load_records(results_path))}
+    todo, skipped, stale = [], [], []
     for task in tasks:
         key = (task['scenario'], task['model'], task['seed'])
         if not spec.force and latest.get(key) == task['config_hash']:
             skipped.append(task)
         else:
             if key in latest and not spec.force:
-                log.info('%s: config changed (hash %s -> %s), re-running', task['run_id'], latest[key],
+                # the model's YAML, the raw data, the code or the spec changed since that run: its result is stale
+                log.info('%s: inputs changed (hash %s -> %s), re-running', task['run_id'], latest[key],
                          task['config_hash'])
+                stale.append(key)
             todo.append(task)
 
     groups = group_tasks(todo)
@@ -502,8 +506,10 @@ def run_benchmark(spec: BenchmarkSpec, run_fn=run_one, report=True, progress=Non
     threads = spec.threads or (1 if spec.ray_address else max(1, (os.cpu_count() or 1) // local_jobs))
     for task in todo:
         task['threads'] = threads
-    summary = {'out': out_dir, 'planned': tasks, 'skipped': skipped, 'todo': todo, 'finished': [], 'failed': []}
+    summary = {'out': out_dir, 'planned': tasks, 'skipped': skipped, 'todo': todo, 'stale': stale, 'finished': [],
+               'failed': []}
     print(f'benchmark: {len(tasks)} runs ({len(skipped)} already done, '
+          + (f'{len(stale)} stale (inputs changed), ' if stale else '')
           + (f'{len(todo)} missing; --report-only: none runs' if report_only else f'{len(todo)} to run')
           + f') -> {out_dir}'
           + (f'  [{"ray " + spec.ray_address if spec.ray_address else f"{local_jobs} job(s)"} x {threads} '
@@ -545,8 +551,10 @@ def run_benchmark(spec: BenchmarkSpec, run_fn=run_one, report=True, progress=Non
 
     if report:
         from recbole_tmcdr.benchmark.report import write_report
+        redone = {results_io.run_key(r) for r in summary['finished']}
         summary['report'] = write_report(out_dir, scenario_order=[t['scenario'] for t in tasks],
-                                         model_order=list(spec.models))
+                                         model_order=list(spec.models),
+                                         stale=[key for key in stale if key not in redone])
     return summary
 
 

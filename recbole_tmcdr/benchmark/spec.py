@@ -36,7 +36,8 @@ from recbole_tmcdr.config import SafeConfigLoader
 
 DEFAULT_SEARCH_SPACE = {'learning_rate': [0.001, 0.002, 0.005, 0.01]}  # the paper's grid
 SEARCH_SPACE_KEY = 'benchmark_search_space'
-HASH_VERSION = 1
+# Bump when the record's schema or the meaning of its fields changes: every finished run is then stale.
+HASH_VERSION = 2
 # Keys that change where things are written or how much is printed, never a result: not in config_hash.
 NON_RESULT_KEYS = frozenset({'cache_dir', 'show_progress', 'state', 'checkpoint_dir', 'log_wandb', 'gpu_id'})
 # Keys the benchmark itself sets for every run.
@@ -283,9 +284,11 @@ def absolute_path_overrides(overrides):
     return overrides
 
 
-def config_hash(scenario, model, overrides, config_files_sha, trials, kshot):
-    """What determines a (scenario, model, seed) result besides the code: the scenario's file, the
-    overrides (without :data:`NON_RESULT_KEYS`), extra config files, the trials of the search and K-shot."""
+def config_hash(scenario, model, overrides, config_files_sha, trials, kshot, inputs=None):
+    """What determines a (scenario, model, seed) result: the scenario's file, the overrides (without
+    :data:`NON_RESULT_KEYS`), extra config files, the trials of the search and K-shot, plus ``inputs``: the
+    contents that resume must also compare (:func:`run_inputs`: every YAML layer of the model, the raw data
+    files, the code)."""
     payload = {
         'version': HASH_VERSION,
         'scenario': scenario.content_sha,
@@ -294,6 +297,55 @@ def config_hash(scenario, model, overrides, config_files_sha, trials, kshot):
         'config_files': list(config_files_sha),
         'trials': trials,
         'kshot': list(kshot) if kshot else None,
+        'inputs': inputs,
     }
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def scenario_content(scenario):
+    """The ``scenario:`` block and ``raw_data_path`` of a benchmark scenario's YAML (``{}`` / None if absent)."""
+    from recbole_tmcdr.config import dataset_config_file
+    path = scenario.config_file or dataset_config_file(scenario.dataset)
+    content = load_yaml(Path(path)) or {}
+    return (content.get('scenario') or {}), content.get('raw_data_path')
+
+
+def raw_data_sha(scenario, raw_data_path):
+    """sha256 of every raw file the scenario reads (the converter's own list; memoised per file)."""
+    from recbole_tmcdr.data import file_sha256, scenario_raw_files
+    block, own_path = scenario_content(scenario)
+    if not block:
+        return []
+    return [file_sha256(f) for f in scenario_raw_files(block, own_path or raw_data_path)]
+
+
+_CODE_SHA = {}
+
+
+def code_sha():
+    """sha256 over the plugin's source that can change a result (everything but the benchmark's own
+    reporting and dispatch, ``recbole_tmcdr/benchmark/``), and the toolkit versions."""
+    if 'sha' not in _CODE_SHA:
+        import importlib.metadata as metadata
+        from recbole_tmcdr.config import PACKAGE_DIR
+        digest = hashlib.sha256()
+        for path in sorted(Path(PACKAGE_DIR).rglob('*.py')):
+            relative = path.relative_to(PACKAGE_DIR).as_posix()
+            if not relative.startswith('benchmark/'):
+                digest.update(relative.encode() + b'\0' + path.read_bytes() + b'\0')
+        for package in ('recbole', 'recbole-cdr', 'torch'):
+            try:
+                digest.update(f'{package}=={metadata.version(package)}'.encode())
+            except metadata.PackageNotFoundError:
+                pass
+        _CODE_SHA['sha'] = digest.hexdigest()[:16]
+    return _CODE_SHA['sha']
+
+
+def run_inputs(scenario, model, raw_data_path):
+    """Contents a finished run depends on beyond the spec: the model's YAML layers (the plugin's overall.yaml
+    and the model's files), the raw data and the code."""
+    from recbole_tmcdr.config import plugin_yaml_files
+    return {'model_yaml': [file_sha(f) for f in plugin_yaml_files(model)],
+            'raw_data': raw_data_sha(scenario, raw_data_path), 'code': code_sha()}
