@@ -64,5 +64,6 @@ def run_recbole_cdr(model=None, dataset=None, config_file_list=None, config_dict
         'best_valid_result': best_valid_result,
         'test_result': test_result,
         'split_stats': config['scenario_stats'],
+        'training': trainer.training_summary() if hasattr(trainer, 'training_summary') else None,
         **extra,
     }

@@ -95,10 +95,12 @@ def get_trainer(model_type, model_name):
 
 
 def model_yaml_names(model_name):
-    """Model YAML files of a registered name, lowest priority first: the implementation's own file
-    (``TMCDR.yaml``, shared by its aliases), then the alias's (``TMCDR_MF.yaml``)."""
-    class_name = MODELS.get(model_name).__name__
-    return [class_name] if class_name == model_name else [class_name, model_name]
+    """Model YAML names of a registered name, lowest priority first: those the class declares it extends
+    (``yaml_bases``, e.g. ``TMCDR`` for ``TMCDRAdapted``), the implementation's own (``TMCDR``, shared by its
+    aliases), then the alias's (``TMCDR_MF``). Names without a file are skipped by the caller."""
+    model_class = MODELS.get(model_name)
+    names = [*getattr(model_class, 'yaml_bases', ()), model_class.__name__]
+    return names if model_class.__name__ == model_name else names + [model_name]
 
 
 _TOOLKIT_LOOKUP_MODULES = (

@@ -19,6 +19,7 @@ the target base model with f_theta(u^s). ``TMCDR_MF`` / ``_BPR`` / ``_ListRankMF
 implementation; their YAML sets ``base_model``.
 """
 
+import copy
 from enum import Enum
 
 import torch
@@ -32,6 +33,11 @@ from recbole_tmcdr.registry import register_model
 class LossReduction(str, Enum):
     SUM = 'sum'    # the paper's Eq. 1 and 3: sum over the phase's samples
     MEAN = 'mean'  # average over the phase's samples (the inner step size then means something else)
+
+
+class ScoringParameters(str, Enum):
+    THETA = 'theta'      # the paper: cold users are scored with f_theta
+    ADAPTED = 'adapted'  # beyond the paper: with theta' = theta after the inner step on warm groups (averaged)
 
 
 # Fields of a meta-batch (built by recbole_tmcdr.trainer.meta_trainer.MetaTaskLoader), for both phases:
@@ -63,6 +69,10 @@ class TMCDR(CrossDomainMappingRecommender):
         self.test_adapt_steps = config['meta_test_adapt_steps']
         self.vmap_chunk_size = config['meta_vmap_chunk_size']
         self.reduction = LossReduction(config['meta_loss_reduction'])  # values checked at start-up
+        self.scoring = ScoringParameters(config['meta_scoring'] or ScoringParameters.THETA.value)
+        # theta' averaged over the warm groups of a meta-batch, refreshed before each validation by the trainer;
+        # not trained (not in phase_parameters) but saved with the model, so a checkpoint scores as validated
+        self.adapted_bridge = copy.deepcopy(self.bridge).requires_grad_(False)
 
     # ----- the task loss: the base model's own loss with f_theta(u^s) as user embedding
     def task_loss(self, params, user_vecs, sample_user, items, mask):
@@ -119,6 +129,32 @@ class TMCDR(CrossDomainMappingRecommender):
         reduce = (lambda t: t.sum(0)) if self.reduction == LossReduction.SUM else (lambda t: t.mean(0))
         return with_gradient(reduce(losses), self.meta_parameters(), {name: reduce(g) for name, g in grads.items()})
 
+    # ----- theta' on warm groups: the diagnostic of the inner step and the ADAPTED scoring
+    def map_users(self, user_ids, scoring=None):
+        bridge = self.adapted_bridge if (scoring or self.scoring) == ScoringParameters.ADAPTED else self.bridge
+        return self.base_model.constrain(bridge(self.source_user_vectors(user_ids)))
+
+    @torch.no_grad()
+    def inner_step_ratio(self, interaction):
+        """||lambda * grad L_a(theta)|| / ||theta|| averaged over the meta-batch's tasks: how far one inner step
+        moves theta. Large values mean theta is trained to be good only after a step, while the paper tests at
+        theta."""
+        support = self.task_inputs(interaction, SUPPORT)
+        params = {name: p.detach() for name, p in self.meta_parameters().items()}
+        grads = vmap(lambda task: grad(self.task_loss)(params, *task))(support)
+        step = torch.sqrt(sum((g ** 2).flatten(1).sum(1) for g in grads.values()))  # (tasks,)
+        norm = torch.sqrt(sum((p ** 2).sum() for p in params.values()))
+        return float((self.inner_lr * step / norm).mean())
+
+    @torch.no_grad()
+    def refresh_adapted_bridge(self, interaction):
+        """theta' of every task of the meta-batch (``meta_inner_steps`` steps on its U_a), averaged over tasks,
+        into ``adapted_bridge``."""
+        support = self.task_inputs(interaction, SUPPORT)
+        params = {name: p.detach() for name, p in self.meta_parameters().items()}
+        adapted = vmap(lambda task: self.adapt(params, task, self.inner_steps))(support)
+        self.adapted_bridge.load_state_dict({name: value.mean(0) for name, value in adapted.items()})
+
     def bridge_loss(self, interaction):
         if WARM_USER_FIELD in interaction:  # warm start of theta (meta_warm_start_epochs): EMCDR's objective
             return self.mapping_mse_loss(interaction[WARM_USER_FIELD])
@@ -128,7 +164,7 @@ class TMCDR(CrossDomainMappingRecommender):
     def kshot_user_representation(self, users, support_items):
         n_shots = len(support_items[0]) if len(support_items) else 0
         if self.test_adapt_steps == 0 or n_shots == 0:
-            return self.map_users(users)  # the paper's f_theta(u^s)
+            return self.map_users(users)  # the paper's f_theta(u^s) (or f_theta' with meta_scoring: adapted)
         device = users.device
         pos = torch.stack(list(support_items)).to(device)                                   # (B, K)
         neg = torch.randint(1, self.target_num_items, (*pos.shape, self.neg_per_pos), device=device)

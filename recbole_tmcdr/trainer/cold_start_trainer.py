@@ -56,6 +56,10 @@ class ColdStartTrainer(CrossDomainTrainer):
         super().__init__(config, model)
         self.pretrain_cache = TensorCache(os.path.join(config['cache_dir'] or default_cache_dir(), 'pretrained'))
         self.best_state = None
+        self.phase_steps = 0     # optimizer steps of the current phase (for the bridge: outer steps)
+        self.bridge_history = []  # per validated bridge epoch: epoch, loss, valid score, steps so far (+ diagnostics)
+        self.best_epoch = None
+        self.epoch_diagnostics = {}  # extra per-epoch values a subclass measures (MetaTrainer: inner step)
 
     def _build_optimizer(self, **kwargs):
         if kwargs.get('learner', self.learner).lower() != 'adam':
@@ -73,6 +77,7 @@ class ColdStartTrainer(CrossDomainTrainer):
 
     def _check_nan(self, loss):
         self.current_step += 1
+        self.phase_steps += 1
         if not torch.isfinite(loss).all():
             learning_rate = self.optimizer.param_groups[0]['lr']
             raise FloatingPointError(
@@ -92,6 +97,7 @@ class ColdStartTrainer(CrossDomainTrainer):
             # Each phase starts from its own seed, so that its result does not depend on whether the phases
             # before it trained or were loaded from the pre-training cache (they consume different randomness).
             init_seed(self.config['seed'] + phase_idx, self.config['reproducibility'])
+            self.phase_steps = 0
             pretraining = self.is_pretraining(phase)
             learning_rate = self.config['pretrain_learning_rate'] if pretraining else self.learning_rate
             self.optimizer = self._build_optimizer(params=params, learning_rate=learning_rate)
@@ -150,6 +156,15 @@ class ColdStartTrainer(CrossDomainTrainer):
                                  description=f'{phase.value} {self.config["base_model"]}')
 
     # ----- bridge (mapping / meta) phase
+    def training_summary(self):
+        """How the (last) bridge stage went: its best validated epoch, epochs and optimizer steps run, whether it
+        stopped on patience, and the per-epoch history, for the result line."""
+        history = self.bridge_history
+        best = next((h for h in history if h['epoch'] == self.best_epoch), None)
+        return {'best_epoch': self.best_epoch, 'epochs_run': len(history), 'max_epochs': self.epochs,
+                'steps': history[-1]['steps'] if history else 0, 'steps_at_best': best['steps'] if best else None,
+                'stopped_on_patience': bool(history) and history[-1]['epoch'] + 1 < self.epochs, 'history': history}
+
     def bridge_loader(self, train_data):
         return WarmUserLoader(self.model.warm_overlap_users, self.config['mapping_batch_size'])
 
@@ -163,10 +178,16 @@ class ColdStartTrainer(CrossDomainTrainer):
         users; the best state is also kept in memory (so ``saved=False`` still ends on the best model)."""
 
         def remember_best(epoch_idx, valid_score):
+            self.bridge_history.append({'epoch': epoch_idx, 'loss': float(self.train_loss_dict.get(epoch_idx, 0.0)),
+                                        'valid_score': float(valid_score), 'steps': self.phase_steps,
+                                        **self.epoch_diagnostics})
             if self.cur_step == 0:  # early_stopping() just recorded a new best
                 self.best_state = copy.deepcopy(self.model.state_dict())
+                self.best_epoch = epoch_idx
             if callback_fn:
                 callback_fn(epoch_idx, valid_score)
+
+        self.bridge_history, self.best_epoch, self.epoch_diagnostics = [], None, {}
 
         Trainer.fit(self, loader, valid_data, verbose=verbose, saved=saved, show_progress=show_progress,
                     callback_fn=remember_best)

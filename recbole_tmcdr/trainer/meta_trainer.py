@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from recbole.data.interaction import Interaction
 
-from recbole_tmcdr.model.tmcdr import QUERY, SUPPORT
+from recbole_tmcdr.model.tmcdr import QUERY, SUPPORT, ScoringParameters
 from recbole_tmcdr.registry import register_trainer
 from recbole_tmcdr.validation import ConfigError
 from recbole_tmcdr.trainer.cold_start_trainer import ColdStartTrainer, WarmUserLoader
@@ -113,12 +113,19 @@ class MetaTaskLoader:
         return Interaction(fields)
 
 
+# An inner step larger than this share of ||theta|| gets a warning (measured: TMCDR_BPR on ml_genre collapses at
+# ~10-30%, while working settings stay near 1% or below).
+INNER_STEP_WARNING = 0.05
+
+
 @register_trainer
 class MetaTrainer(ColdStartTrainer):
     """ColdStartTrainer whose bridge phase is TMCDR's meta stage (Algorithm 1), optionally preceded by an
     EMCDR-style warm start of theta (``meta_warm_start_epochs``; beyond the paper, which starts theta at
     random). Model selection runs across both on the cold validation users, so the meta stage keeps the
     warm-start theta unless it improves on it."""
+
+    warned_inner_step = False
 
     def _fit_bridge(self, train_data, valid_data, verbose, saved, show_progress, callback_fn):
         warm_start_epochs = self.config['meta_warm_start_epochs'] or 0
@@ -135,7 +142,44 @@ class MetaTrainer(ColdStartTrainer):
             self.optimizer = self._build_optimizer(params=self.model.phase_parameters(self.model.phase))
         super()._fit_bridge(train_data, valid_data, verbose, saved, show_progress, callback_fn)
 
+    # ----- per meta epoch: how far the inner step moves theta, and the validation score at theta and at theta'
+    def _valid_epoch(self, valid_data, show_progress=False):
+        loader = getattr(self, 'meta_loader', None)
+        if loader is None or not self.config['meta_diagnostics'] and self.model.scoring == ScoringParameters.THETA:
+            self.epoch_diagnostics = {}
+            return super()._valid_epoch(valid_data, show_progress=show_progress)
+        batch = next(iter(loader)).to(self.device)  # fresh random warm groups
+        self.model.refresh_adapted_bridge(batch)
+        score, result = super()._valid_epoch(valid_data, show_progress=show_progress)
+        if not self.config['meta_diagnostics']:
+            self.epoch_diagnostics = {}
+            return score, result
+        other = ScoringParameters.ADAPTED if self.model.scoring == ScoringParameters.THETA else ScoringParameters.THETA
+        self.model.scoring, own = other, self.model.scoring
+        try:
+            other_score, _ = super()._valid_epoch(valid_data, show_progress=show_progress)
+        finally:
+            self.model.scoring = own
+        ratio = self.model.inner_step_ratio(batch)
+        scores = {own.value: float(score), other.value: float(other_score)}
+        self.epoch_diagnostics = {'inner_step_ratio': ratio, 'valid_at_theta': scores['theta'],
+                                  'valid_at_adapted': scores['adapted']}
+        self.logger.info(f'meta epoch: inner step ||lambda * grad L_a|| / ||theta|| = {ratio:.4f}; '
+                         f"{self.valid_metric} at theta {scores['theta']:.4f}, at theta' {scores['adapted']:.4f}"
+                         f' (scored with {own.value})')
+        if ratio > INNER_STEP_WARNING and not self.warned_inner_step:
+            self.warned_inner_step = True
+            self.logger.warning(
+                f'TMCDR inner step moves theta by {ratio:.0%} of its norm: theta is then trained to be good only after '
+                f"an inner step, but cold users are scored at theta. Lower 'meta_inner_lr' (now {self.model.inner_lr}"
+                f", meta_loss_reduction: {self.model.reduction.value}).")
+        return score, result
+
     def bridge_loader(self, train_data):
+        self.meta_loader = self._meta_task_loader(train_data)
+        return self.meta_loader
+
+    def _meta_task_loader(self, train_data):
         return MetaTaskLoader(
             warm_users=self.model.warm_overlap_users, positives=UserPositives.of_target_training(train_data, self.model),
             sampler=train_data.target_dataloader.sampler, neg_per_pos=self.model.neg_per_pos,
