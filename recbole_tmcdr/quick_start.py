@@ -9,11 +9,12 @@ from logging import getLogger
 
 from recbole.utils import init_logger, init_seed, set_color
 from recbole_cdr.config import CDRConfig
-from recbole_cdr.data import create_dataset, data_preparation
+from recbole_cdr.data import data_preparation
 
 from recbole_tmcdr.config import dataset_config_file
 from recbole_tmcdr.kshot import evaluate_kshot
 from recbole_tmcdr.registry import get_model, get_trainer
+from recbole_tmcdr.safe_loading import create_dataset
 
 
 def build_config(model, dataset=None, config_file_list=None, config_dict=None):
