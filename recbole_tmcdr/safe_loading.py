@@ -19,6 +19,7 @@ from the settings a checkpoint records). :func:`install` points the toolkit's na
 import importlib
 import os
 import pickle
+import re
 import sys
 from logging import getLogger
 
@@ -46,11 +47,12 @@ def load_weights_only(path, *args, **kwargs):
     try:
         return torch.load(path, *args, **kwargs)
     except pickle.UnpicklingError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        # torch's message advises loading it unsafely; keep only the name of the object it refused
+        refused = re.search(r'Unsupported global: GLOBAL (\S+)', str(error))
         raise CheckpointError(
-            f'Refusing to load {path}: it holds pickled objects other than tensors and plain values ({first_line}), '
-            'and unpickling them could run code. recbole-tmcdr loads only checkpoints it wrote itself; re-train '
-            'to write one.') from None
+            f'Refusing to load {path}: it holds pickled objects other than tensors and plain values'
+            f"{f' (here {refused.group(1)})' if refused else ''}, and unpickling them could run code. "
+            'recbole-tmcdr loads only checkpoints it wrote itself; re-train to write one.') from None
 
 
 def dataset_class(config):
