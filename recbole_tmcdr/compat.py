@@ -2,13 +2,13 @@
 
 Each fix is one function, applied once by :func:`apply_all` when ``recbole_tmcdr`` is imported, and each
 has a test in ``tests/test_compat.py`` that fails without it. The fixes are scoped: they replace names
-*inside the toolkit's modules* (their ``np`` / ``torch`` globals, or a toolkit method), never attributes of
+*inside the toolkit's modules* (their ``np`` / ``sp`` globals, or a toolkit method), never attributes of
 numpy or torch themselves, so code that does not go through the toolkit behaves exactly as before.
 
 Two groups:
 
-- environment: numpy 2 / torch >= 2.6 broke the pinned toolkit (``fix_numpy_removed_aliases``,
-  ``fix_torch_load_weights_only``);
+- environment: numpy 2 broke the pinned toolkit (``fix_numpy_removed_aliases``; torch >= 2.6's
+  ``weights_only=True`` default is kept and enforced: see :mod:`recbole_tmcdr.safe_loading`);
 - recbole-cdr 0.1.0 bugs, each patched on a recbole-cdr class or module name only (recbole's ``Trainer``,
   ``Collector``, ``Dataset`` and ``NegSampleEvalDataLoader`` are untouched for single-domain code):
   sampled (``uniN``/``popN``) evaluation reads field names a CDRConfig does not have
@@ -28,7 +28,6 @@ import types
 import numpy
 import scipy.sparse
 import pandas as pd
-import torch
 from recbole.data.dataloader.general_dataloader import NegSampleEvalDataLoader
 
 # numpy 2 removed these aliases of the builtins; RecBole 1.0.1 still uses them (e.g. ``np.float`` in
@@ -36,14 +35,6 @@ from recbole.data.dataloader.general_dataloader import NegSampleEvalDataLoader
 NUMPY_REMOVED_ALIASES = {
     'float': float, 'int': int, 'bool': bool, 'object': object, 'str': str, 'complex': complex, 'long': int,
 }
-
-# Toolkit modules that torch.load() a checkpoint they wrote themselves. The checkpoint pickles the
-# Config object, which torch >= 2.6 refuses to load by default (weights_only=True).
-TORCH_LOAD_MODULES = (
-    'recbole.trainer.trainer',
-    'recbole.quick_start.quick_start',
-    'recbole_cdr.quick_start.quick_start',
-)
 
 _applied = set()
 
@@ -98,25 +89,6 @@ def fix_numpy_removed_aliases():
     for module in _toolkit_modules():
         if getattr(module, 'np', None) is numpy:
             module.np = numpy_with_aliases
-
-
-def trusted_torch_load(*args, **kwargs):
-    """``torch.load`` for checkpoints RecBole wrote itself (they pickle the Config)."""
-    kwargs.setdefault('weights_only', False)
-    return torch.load(*args, **kwargs)
-
-
-@_once
-def fix_torch_load_weights_only():
-    """torch >= 2.6 defaults ``torch.load(weights_only=True)``, which cannot read RecBole's checkpoints
-    (``load_best_model``, ``resume_checkpoint``, ``load_data_and_model``). Only those modules get a
-    ``torch`` whose ``load`` keeps the old default; an explicit ``weights_only=`` is still honoured."""
-    patched_torch = ModuleWithOverrides(torch, {'load': trusted_torch_load})
-    for name in TORCH_LOAD_MODULES:
-        __import__(name)
-        module = sys.modules[name]
-        if getattr(module, 'torch', None) is torch:
-            module.torch = patched_torch
 
 
 class ConfigWithOverrides:
@@ -389,7 +361,6 @@ def fix_recbole_graph_models_scipy_dok():
 FIXES = [
     fix_numpy_removed_aliases,
     fix_recbole_graph_models_scipy_dok,
-    fix_torch_load_weights_only,
     fix_cdr_sampled_eval_loader_fields,
     fix_cdr_trainer_eval_fields,
     fix_cdr_item_set_uses_iid_field,

@@ -3,17 +3,19 @@
 It runs the same steps as ``recbole_cdr.quick_start.run_recbole_cdr`` (config, data, model, trainer,
 fit, evaluate) and returns the same dict, with two additions: ``split_stats`` (the cold split's counts)
 and, when ``kshot`` is set (e.g. ``[0, 1, 3, 5, 10]``), ``kshot_results``: metrics per K.
+``load_data_and_model`` rebuilds a run from one of its checkpoints (it also replaces recbole-cdr's).
 """
 
 from logging import getLogger
 
 from recbole.utils import init_logger, init_seed, set_color
 from recbole_cdr.config import CDRConfig
-from recbole_cdr.data import create_dataset, data_preparation
+from recbole_cdr.data import data_preparation
 
 from recbole_tmcdr.config import dataset_config_file
 from recbole_tmcdr.kshot import evaluate_kshot
 from recbole_tmcdr.registry import get_model, get_trainer
+from recbole_tmcdr.safe_loading import CheckpointError, create_dataset, load_weights_only
 
 
 def build_config(model, dataset=None, config_file_list=None, config_dict=None):
@@ -67,3 +69,26 @@ def run_recbole_cdr(model=None, dataset=None, config_file_list=None, config_dict
         'training': trainer.training_summary() if hasattr(trainer, 'training_summary') else None,
         **extra,
     }
+
+
+def load_data_and_model(model_file):
+    r"""Config, model (with the checkpoint's weights), dataset and train / valid / test loaders of a checkpoint
+    written by a plugin trainer, as recbole-cdr's ``load_data_and_model`` returns them. The checkpoint records
+    the model name and the user's settings (not a pickled ``Config``); the config and data are rebuilt from them.
+    """
+    checkpoint = load_weights_only(model_file, map_location='cpu')
+    recorded = checkpoint.get('config') if isinstance(checkpoint, dict) else None
+    if not isinstance(recorded, dict) or not {'model', 'settings'} <= set(recorded):
+        raise CheckpointError(f'{model_file} was not written by recbole-tmcdr (it records no model name and '
+                              'settings), so its run cannot be rebuilt. Re-train to write one.')
+    config = CDRConfig(model=recorded['model'], config_dict=recorded['settings'])
+    init_seed(config['seed'], config['reproducibility'])
+    init_logger(config)
+    getLogger().info(config)
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    init_seed(config['seed'], config['reproducibility'])
+    model = get_model(config['model'])(config, train_data.dataset).to(config['device'])
+    model.load_state_dict(checkpoint['state_dict'])
+    model.load_other_parameter(checkpoint.get('other_parameter'))
+    return config, model, dataset, train_data, valid_data, test_data

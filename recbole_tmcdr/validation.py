@@ -114,6 +114,20 @@ OTHER_KNOWN_KEYS = {'model', 'dataset', 'source_domain', 'target_domain', 'train
                     'user_link_file_path', 'item_link_file_path', 'split_valid', 'log_wandb', 'wandb_project'}
 
 
+# RecBole's keys that save a dataset / its split loaders as pickles and unpickle them on later runs (any code in
+# such a file runs on load). The plugin builds both afresh every run; its converted data is cached by content.
+PICKLE_KEYS = ('save_dataset', 'dataset_save_path', 'save_dataloaders', 'dataloaders_save_path')
+
+
+def refuse_pickle_keys(final_config):
+    for key in PICKLE_KEYS:
+        if final_config.get(key):
+            raise ConfigError(
+                f"The '{key}' parameter is not supported by recbole-tmcdr: RecBole would read the dataset or its "
+                'loaders back from a pickle, which runs any code the file holds. Remove it: the dataset is built '
+                'on every run (the converted scenario files are cached by content in cache_dir).')
+
+
 def register_rules(rules):
     """Models added later (baselines) declare their keys here; a duplicate key is an error."""
     for key, rule in rules.items():
@@ -131,6 +145,7 @@ def known_keys(internal_keys=()):
 def validate(final_config, model_family, owner_names, user_keys=(), internal_keys=()):
     """Check every plugin key read by a model of class ``model_family`` (whose MRO class names are
     ``owner_names``); warn about user-written keys that look like misspelt plugin keys."""
+    refuse_pickle_keys(final_config)
     for key, rule in RULES.items():
         if rule.owner != GLOBAL and rule.owner not in owner_names:
             continue

@@ -126,25 +126,6 @@ def test_fix_numpy_removed_aliases(monkeypatch):
         NDCG.metric_info(None, pos_index, pos_len)
 
 
-class ConfigLike:
-    """Stands for RecBole's Config inside a checkpoint: a custom class torch's weights-only loader refuses."""
-
-    def __init__(self):
-        self.final_config_dict = {'model': 'TargetPop'}
-
-
-def test_fix_torch_load_weights_only(tmp_path):
-    path = tmp_path / 'checkpoint.pth'
-    torch.save({'config': ConfigLike(), 'state_dict': {'w': torch.ones(2)}}, path)
-    with pytest.raises(Exception, match='weights_only'):
-        torch.load(path)  # unpatched: torch >= 2.6 default
-    for name in compat.TORCH_LOAD_MODULES:
-        checkpoint = sys.modules[name].torch.load(path)
-        assert isinstance(checkpoint['config'], ConfigLike) and checkpoint['state_dict']['w'].sum() == 2
-    with pytest.raises(Exception, match='weights_only'):  # an explicit choice is still honoured
-        sys.modules['recbole.trainer.trainer'].torch.load(path, weights_only=True)
-
-
 # ----- recbole-cdr: sampled evaluation -------------------------------------------------------------------
 
 def test_fix_cdr_sampled_eval_loader_fields(tmp_path, monkeypatch):

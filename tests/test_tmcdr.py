@@ -162,7 +162,7 @@ def test_same_seed_same_result(pipeline):
 def test_checkpoint_saves_theta_and_meta_optimizer_and_round_trips(pipeline):
     run = pipeline('TMCDR_MF', **META)
     run.fit(saved=True)
-    checkpoint = torch.load(run.trainer.saved_model_file, weights_only=False)
+    checkpoint = torch.load(run.trainer.saved_model_file, weights_only=True)
     assert {'bridge.0.weight', 'bridge.0.bias'} <= set(checkpoint['state_dict'])
     optimizer_params = checkpoint['optimizer']['param_groups'][0]['params']
     assert len(optimizer_params) == 2  # the meta-optimizer holds theta only

@@ -30,7 +30,9 @@ built on a cross-domain split, are listed in :data:`UNSUPPORTED` with the reason
 import copy
 import os
 
+import numpy as np
 import recbole
+import scipy.sparse
 import torch
 import yaml
 from recbole.data.interaction import Interaction
@@ -55,6 +57,39 @@ for _name in general_recommender.__dict__:
     if isinstance(getattr(general_recommender, _name), type) and _name not in SUPPORTED:
         UNSUPPORTED.setdefault(_name, 'not yet verified under the cold-start protocol: it needs an entry in '
                                       'recbole_tmcdr.model.recbole_general.SUPPORTED and a properties/model YAML')
+
+
+def statistics_to_tensors(statistics):
+    """RecBole ``other_parameter()`` values (tensors, numpy arrays / matrices, scipy sparse matrices) as tensors and
+    plain values, which ``torch.load(weights_only=True)`` reads back."""
+    encoded = {}
+    for name, value in statistics.items():
+        if scipy.sparse.issparse(value):
+            csr = value.tocsr()
+            encoded[name] = {'sparse_format': value.format, 'shape': list(csr.shape),
+                             'data': torch.from_numpy(csr.data), 'indices': torch.from_numpy(csr.indices),
+                             'indptr': torch.from_numpy(csr.indptr)}
+        elif isinstance(value, np.ndarray):
+            encoded[name] = {'ndarray': torch.from_numpy(np.asarray(value)), 'matrix': isinstance(value, np.matrix)}
+        else:
+            encoded[name] = value
+    return encoded
+
+
+def statistics_from_tensors(encoded):
+    """The inverse of :func:`statistics_to_tensors` (same types, formats and values)."""
+    statistics = {}
+    for name, value in encoded.items():
+        if isinstance(value, dict) and 'sparse_format' in value:
+            csr = scipy.sparse.csr_matrix((value['data'].numpy(), value['indices'].numpy(), value['indptr'].numpy()),
+                                          shape=tuple(value['shape']))
+            statistics[name] = csr.asformat(value['sparse_format'])
+        elif isinstance(value, dict) and 'ndarray' in value:
+            array = value['ndarray'].numpy()
+            statistics[name] = np.asmatrix(array) if value['matrix'] else array
+        else:
+            statistics[name] = value
+    return statistics
 
 
 def recbole_model_class(name):
@@ -159,18 +194,13 @@ class RecBoleGeneralAdapter(ColdStartRecommender):
 
     def get_extra_state(self):
         # A traditional model's fitted statistics (Pop's counts, ItemKNN's similarities) are not parameters:
-        # keep them in the state dict, so the trainer's best state and checkpoints restore them too.
-        return dict(self.recbole_model.other_parameter()) if self.traditional else {}
+        # keep them in the state dict, so the trainer's best state and checkpoints restore them too (as tensors:
+        # checkpoints are read with weights_only=True). RecBole's other_parameter() is therefore left empty.
+        return statistics_to_tensors(self.recbole_model.other_parameter()) if self.traditional else {}
 
     def set_extra_state(self, state):
         if state:
-            self.recbole_model.load_other_parameter(copy.deepcopy(state))
-
-    def other_parameter(self):
-        return self.recbole_model.other_parameter()
-
-    def load_other_parameter(self, para):
-        self.recbole_model.load_other_parameter(para)
+            self.recbole_model.load_other_parameter(statistics_from_tensors(copy.deepcopy(state)))
 
     # ----- scoring
     def user_scores(self, users):

