@@ -74,6 +74,10 @@ class Scenario:
     def source(self):
         return self.dataset or self.config_file
 
+    def path(self):
+        from recbole_tmcdr.config import dataset_config_file
+        return dataset_config_file(self.dataset) if self.dataset else self.config_file
+
 
 def file_sha(path):
     with open(path, 'rb') as f:
@@ -281,6 +285,18 @@ def absolute_path_overrides(overrides):
         if isinstance(overrides.get(key), str):
             overrides[key] = os.path.abspath(os.path.expanduser(overrides[key]))
     return overrides
+
+
+def defaults_unless_set(defaults, config_files):
+    """The benchmark's ``defaults`` (e.g. ``raw_data_path``), each replaced by the value the run's config files
+    (its scenario file first, as RecBole merges them) set, made absolute like the overrides. A run's config_dict
+    outranks its files, so a default passed there would silently override the scenario's own value."""
+    set_in_files = {}
+    for path in config_files:
+        content = load_yaml(Path(path)) or {}
+        set_in_files.update(content if isinstance(content, dict) else {})
+    chosen = {key: set_in_files[key] for key in defaults if set_in_files.get(key) is not None}
+    return {**defaults, **absolute_path_overrides(chosen)}
 
 
 def config_hash(scenario, model, overrides, config_files_sha, trials, kshot):
