@@ -49,16 +49,17 @@ def dataset_names():
 
 
 def dataset_config_file(dataset):
-    """Path of ``dataset_configs/<dataset>.yaml``; an unknown name is an error listing the known ones."""
-    path = resource_dir('dataset_configs') / f'{dataset}.yaml'
-    if not path.is_file():
+    """Path of ``dataset_configs/<dataset>.yaml``; anything but one of those names (a path included: it would
+    read a YAML outside dataset_configs/) is an error listing the known names."""
+    if str(dataset) not in dataset_names():
         import difflib
         close = difflib.get_close_matches(str(dataset), dataset_names(), n=1, cutoff=0.6)
         hint = f" Did you mean '{close[0]}'?" if close else ''
         raise RegistryError(
             f"Unknown dataset '{dataset}'.{hint} Available: {', '.join(dataset_names())}. "
-            'To use your own data, pass a scenario YAML in config_file_list (see README, "Scenarios").')
-    return str(path)
+            'To use your own scenario file, pass it with --config_files (config_file_list in Python; see README, '
+            '"Scenarios").')
+    return str(resource_dir('dataset_configs') / f'{dataset}.yaml')
 
 
 def default_raw_data_path():
