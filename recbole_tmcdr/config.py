@@ -161,7 +161,7 @@ def check_data_against_config(stats, final_config_dict):
         raise ConfigError(f"The 'topk' parameter ({max(topk)}) exceeds the {stats['n_target_items']} target items of "
                           'this scenario. Lower topk.')
     kshot = final_config_dict.get('kshot') or []
-    longest = stats['target_rows_per_cold_user_max']
+    longest = stats['target_rows_per_cold_test_user_max']
     if kshot and max(kshot) >= longest:
         raise ConfigError(f"The 'kshot' parameter asks for K={max(kshot)}, but no cold test user has more than "
                           f'{longest} target interactions (K-shot needs K+1). Use smaller K values.')
