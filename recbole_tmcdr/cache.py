@@ -2,18 +2,28 @@
 
 Files are written to a temporary name and renamed into place, carry a checksum of their tensors, and are
 loaded with ``torch.load(weights_only=True)`` (no arbitrary unpickling). A missing, truncated or corrupt
-file is a cache miss (logged), never a silently trusted result.
+file is a cache miss (logged), never a silently trusted result. The temporary files of writes that died
+(``.tmp-<pid>@<host>@*``; never read) are removed when the cache directory is next opened.
 """
 
+import contextlib
 import hashlib
 import json
 import os
+import re
+import socket
 import tempfile
+import time
 from logging import getLogger
 
 import torch
 
 CACHE_FORMAT_VERSION = 2  # 2: pre-trained after the source-sampler fix (compat)
+TEMP_PREFIX = '.tmp-'
+TEMP_WRITER = re.compile(r'^\.tmp-(\d+)@([^@]*)@')
+# Writing embeddings takes seconds: a temporary file this old whose writer cannot be checked (another host,
+# or an older name without the writer) is the leftover of a crash.
+STALE_TEMP_SECONDS = 3600
 
 
 def tensor_checksum(tensors):
@@ -32,7 +42,8 @@ def stable_key(fields):
 def atomic_torch_save(obj, path):
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix='.tmp-', suffix='.pt')
+    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=f'{TEMP_PREFIX}{os.getpid()}@{socket.gethostname()}@',
+                                    suffix='.pt')
     try:
         with os.fdopen(fd, 'wb') as f:
             torch.save(obj, f)
@@ -45,12 +56,43 @@ def atomic_torch_save(obj, path):
         raise
 
 
+def process_is_running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # running, as another user
+        return True
+    return True
+
+
+def write_died(path):
+    """Whether the temporary file ``path`` is the leftover of a write that died: its writer's process on this
+    host is gone, or (writer on another host or unnamed) it is older than :data:`STALE_TEMP_SECONDS`."""
+    writer = TEMP_WRITER.match(os.path.basename(path))
+    if writer and writer.group(2) == socket.gethostname():
+        return not process_is_running(int(writer.group(1)))
+    return time.time() - os.path.getmtime(path) > STALE_TEMP_SECONDS
+
+
+def remove_dead_writes(directory):
+    """Delete the leftovers of writes that died in ``directory`` (they are never read)."""
+    if not os.path.isdir(directory):
+        return
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        with contextlib.suppress(FileNotFoundError):  # another process removed it meanwhile
+            if name.startswith(TEMP_PREFIX) and write_died(path):
+                os.remove(path)
+
+
 class TensorCache:
     """Named tensor dicts in ``<directory>/<key>.pt``."""
 
     def __init__(self, directory):
         self.directory = directory
         self.logger = getLogger()
+        remove_dead_writes(directory)
 
     def path(self, key):
         return os.path.join(self.directory, f'{key}.pt')

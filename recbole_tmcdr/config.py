@@ -49,16 +49,17 @@ def dataset_names():
 
 
 def dataset_config_file(dataset):
-    """Path of ``dataset_configs/<dataset>.yaml``; an unknown name is an error listing the known ones."""
-    path = resource_dir('dataset_configs') / f'{dataset}.yaml'
-    if not path.is_file():
+    """Path of ``dataset_configs/<dataset>.yaml``; anything but one of those names (a path included: it would
+    read a YAML outside dataset_configs/) is an error listing the known names."""
+    if str(dataset) not in dataset_names():
         import difflib
         close = difflib.get_close_matches(str(dataset), dataset_names(), n=1, cutoff=0.6)
         hint = f" Did you mean '{close[0]}'?" if close else ''
         raise RegistryError(
             f"Unknown dataset '{dataset}'.{hint} Available: {', '.join(dataset_names())}. "
-            'To use your own data, pass a scenario YAML in config_file_list (see README, "Scenarios").')
-    return str(path)
+            'To use your own scenario file, pass it with --config_files (config_file_list in Python; see README, '
+            '"Scenarios").')
+    return str(resource_dir('dataset_configs') / f'{dataset}.yaml')
 
 
 def default_raw_data_path():
@@ -160,7 +161,7 @@ def check_data_against_config(stats, final_config_dict):
         raise ConfigError(f"The 'topk' parameter ({max(topk)}) exceeds the {stats['n_target_items']} target items of "
                           'this scenario. Lower topk.')
     kshot = final_config_dict.get('kshot') or []
-    longest = stats['target_rows_per_cold_user_max']
+    longest = stats['target_rows_per_cold_test_user_max']
     if kshot and max(kshot) >= longest:
         raise ConfigError(f"The 'kshot' parameter asks for K={max(kshot)}, but no cold test user has more than "
                           f'{longest} target interactions (K-shot needs K+1). Use smaller K values.')

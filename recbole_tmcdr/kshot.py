@@ -8,6 +8,7 @@ interactions are left out of that K and counted.
 """
 
 from collections import OrderedDict
+from logging import getLogger
 
 import numpy as np
 import torch
@@ -54,7 +55,8 @@ def evaluate_kshot(trainer, test_data, ks=DEFAULT_KS, batch_users=256):
                 positive_i.append(query)
             trainer.eval_collector.eval_batch_collect(
                 scores, None, torch.as_tensor(np.concatenate(positive_u)), torch.as_tensor(np.concatenate(positive_i)))
-        if not users:
+        if not users:  # the start-up check (config.check_data_against_config) rules this out for the split files
+            getLogger().warning(f'K-shot K={k}: no cold test user has {k + 1} target interactions; nothing to evaluate.')
             results[k] = {'n_users': 0, 'n_excluded': len(rows)}
             continue
         trainer.eval_collector.model_collect(model)

@@ -438,6 +438,51 @@ def test_non_numeric_rating_names_file_and_line(tmp_path):
         load_domains(sc, tmp_path)
 
 
+def numeric_time_csv(root, bad_line, bad_field, value):
+    """src.csv / tgt.csv with numeric timestamps (users u0..u4 in both); ``bad_field`` of line ``bad_line``
+    of src.csv (1-based, the header is line 1) set to ``value``."""
+    for name in ('src.csv', 'tgt.csv'):
+        lines = ['uid,iid,score,when'] + [f'u{u},it{i},{1 + i},{1000 + 10 * u + i}' for u in range(5) for i in range(3)]
+        if name == 'src.csv':
+            fields = lines[bad_line - 1].split(',')
+            fields[bad_field] = value
+            lines[bad_line - 1] = ','.join(fields)
+        write(Path(root) / name, '\n'.join(lines) + '\n')
+    return {'type': 'generic', 'source_file': 'src.csv', 'target_file': 'tgt.csv',
+            'columns': {'user': 'uid', 'item': 'iid', 'rating': 'score', 'timestamp': 'when'}}
+
+
+@pytest.mark.parametrize('value', ['abc', '2020-01-01', 'inf', 'nan'])
+def test_bad_timestamp_in_a_numeric_column_names_its_own_line(tmp_path, value):
+    sc = numeric_time_csv(tmp_path, bad_line=5, bad_field=3, value=value)
+    with pytest.raises(ScenarioDataError, match=rf"src\.csv, line 5: the timestamp \(when\) value '{value}'"):
+        load_domains(sc, tmp_path)
+
+
+@pytest.mark.parametrize('value', ['inf', '-inf', 'nan', 'Infinity'])
+def test_non_finite_rating_is_rejected_with_file_and_line(tmp_path, value):
+    sc = numeric_time_csv(tmp_path, bad_line=7, bad_field=2, value=value)
+    with pytest.raises(ScenarioDataError, match=rf"src\.csv, line 7: the rating \(score\) value '{value}' is not a "
+                                                r'finite number'):
+        load_domains(sc, tmp_path)
+    raw = douban_raw(tmp_path / 'd')
+    path = raw / 'douban' / 'book_ratings.dat'
+    lines = path.read_text().split('\n')
+    lines[2] = f'3\t7\t{value}'
+    path.write_text('\n'.join(lines))
+    with pytest.raises(ScenarioDataError, match=r'book_ratings\.dat, line 3: the rating value'):
+        load_domains(douban_scenario(), raw)
+
+
+def test_a_date_column_still_reads_dates_and_names_a_bad_one(tmp_path):
+    sc = generic_csv(tmp_path)
+    with open(tmp_path / 'src.csv', 'a') as f:
+        f.write('u1,x,3,not-a-date\n')
+    with pytest.raises(ScenarioDataError, match=r"src\.csv, line 152: the timestamp \(when\) value 'not-a-date' "
+                                                r'is neither a number nor a date'):
+        load_domains(sc, tmp_path)
+
+
 def test_malformed_separator_and_field_count(tmp_path):
     write(tmp_path / 'a.csv', 'user item\nu1 i1\n')
     write(tmp_path / 'b.csv', 'user,item\nu1,i1\n')

@@ -1,10 +1,13 @@
 """K-shot warm-up evaluation: support masking, exclusion counts, test-time adaptation."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+import yaml
 
 from recbole_tmcdr import run_recbole_cdr
+from recbole_tmcdr.data import prepare_scenario
 from recbole_tmcdr.kshot import per_user_rows
 from recbole_tmcdr.validation import ConfigError
 
@@ -37,6 +40,25 @@ def test_kshot_results_per_k_with_exclusions(tiny_scenario):
 def test_kshot_larger_than_every_history_is_an_error(tiny_scenario):
     with pytest.raises(ConfigError, match="The 'kshot' parameter asks for K=10, but no cold test user has more than 8"):
         run_recbole_cdr(model='TargetPop', config_file_list=[tiny_scenario], config_dict=fast_config(kshot=[0, 10]))
+
+
+def test_kshot_counts_the_cold_test_users_not_the_validation_users(tiny_scenario):
+    """A validation user with a long history used to let K pass the check, and K then evaluated 0 test users."""
+    content = yaml.safe_load(tiny_scenario.read_text())
+    scenario = {k: v for k, v in content['scenario'].items() if k != 'name'}
+    config = fast_config()
+    prepared = prepare_scenario('tiny', scenario, cache_dir='probe', seed=config['seed'], cold_user_ratio=0.2,
+                                cold_valid_fraction=0.5)  # the properties/overall.yaml defaults
+    # the split depends on the seed and the overlapping users only: more rows keep this user a validation user
+    long_history_user = prepared.cold_valid_users[0]
+    target = pd.read_csv(scenario['target_file'])
+    seen = set(target.loc[target['user'] == long_history_user, 'item'])
+    extra = [item for item in sorted(set(target['item'])) if item not in seen][:20]
+    pd.concat([target, pd.DataFrame({'user': long_history_user, 'item': extra})]).to_csv(
+        scenario['target_file'], index=False)
+    with pytest.raises(ConfigError, match=r"asks for K=12, but no cold test user has more than 8 target"):
+        run_recbole_cdr(model='TargetPop', config_file_list=[tiny_scenario], saved=False,
+                        config_dict=fast_config(kshot=[0, 12]))
 
 
 def test_tmcdr_test_time_adaptation_uses_the_support(pipeline):

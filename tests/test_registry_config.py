@@ -1,5 +1,7 @@
 """Registry lookups and errors, the toolkit's own entry point, YAML precedence."""
 
+import re
+
 import pytest
 import yaml
 
@@ -106,3 +108,10 @@ def test_unknown_dataset_lists_available():
     assert 'ml_genre' in dataset_names() and 'douban_music_book' in dataset_names()
     with pytest.raises(RegistryError, match="Unknown dataset 'douban'.*Available: .*douban_music_book"):
         dataset_config_file('douban')
+
+
+@pytest.mark.parametrize('name', ['../dataset_configs/ml_genre', '../properties/overall', '/etc/hostname',
+                                  'ml_genre.yaml', 'ml_genre/../ml_genre'])
+def test_a_dataset_is_a_plain_name_from_dataset_configs(name):
+    with pytest.raises(RegistryError, match=rf"Unknown dataset '{re.escape(name)}'.*pass it with --config_files"):
+        dataset_config_file(name)

@@ -2,16 +2,18 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from recbole_tmcdr import run_recbole_cdr
-from recbole_tmcdr.cache import TensorCache
+from recbole_tmcdr.cache import STALE_TEMP_SECONDS, TensorCache
 from recbole_tmcdr.data import ScenarioDataError
 from recbole_tmcdr.registry import MODELS, RegistryError
 from recbole_tmcdr.validation import ConfigError
@@ -21,7 +23,7 @@ from test_common import tiny_settings
 
 WRITER = textwrap.dedent('''
     import os, sys, time, torch
-    from recbole_tmcdr.cache import TensorCache
+    from recbole_tmcdr.cache import STALE_TEMP_SECONDS, TensorCache
     slow_replace = os.replace
     def replace_after_a_pause(src, dst):
         print('WRITTEN', flush=True)   # the temp file is complete; the rename has not happened yet
@@ -38,11 +40,29 @@ def test_killed_writer_leaves_nothing_a_later_run_trusts(tmp_path):
     assert child.stdout.readline().strip() == 'WRITTEN'
     child.send_signal(signal.SIGKILL)
     child.wait()
-    cache = TensorCache(str(cache_dir))
-    assert cache.load('key') is None                       # the final file never appeared
     assert any(name.startswith('.tmp-') for name in os.listdir(cache_dir))
+    cache = TensorCache(str(cache_dir))
+    assert os.listdir(cache_dir) == []                     # the dead write's temporary file is removed
+    assert cache.load('key') is None                       # the final file never appeared
     cache.save('key', {'w': torch.ones(3)})                # a later run writes and trusts its own file
     assert torch.equal(cache.load('key')['w'], torch.ones(3))
+
+
+def test_only_temporary_files_of_dead_writes_are_removed(tmp_path):
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead.wait()
+    host = socket.gethostname()
+    names = {'dead': f'.tmp-{dead.pid}@{host}@abc.pt', 'running': f'.tmp-{os.getpid()}@{host}@abc.pt',
+             'other host, fresh': f'.tmp-1@elsewhere@abc.pt', 'other host, old': f'.tmp-1@elsewhere@def.pt',
+             'unnamed, old': '.tmp-xyz.pt', 'cache entry': 'key.pt'}
+    for name in names.values():
+        (tmp_path / name).write_bytes(b'')                 # what a kill between mkstemp and the first write leaves
+    old = time.time() - 2 * STALE_TEMP_SECONDS
+    for label in ('other host, old', 'unnamed, old'):
+        os.utime(tmp_path / names[label], (old, old))
+    TensorCache(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == sorted(names[label] for label in ('running', 'other host, fresh',
+                                                                            'cache entry'))
 
 
 def test_killed_mid_write_of_final_file_is_detected(tmp_path, caplog):

@@ -30,8 +30,8 @@ from tqdm.auto import tqdm
 
 from recbole_tmcdr.benchmark import results as results_io
 from recbole_tmcdr.benchmark.spec import (
-    BenchmarkSpec, SpecError, absolute_path_overrides, config_hash, file_sha, grid, model_search_space, resolve_scenario,
-    resolved_value, run_inputs,
+    BenchmarkSpec, SpecError, absolute_path_overrides, config_hash, defaults_unless_set, file_sha, grid,
+    model_search_space, resolve_scenario, resolved_value, run_inputs,
 )
 
 log = logging.getLogger('recbole_tmcdr.benchmark')
@@ -80,19 +80,21 @@ def plan(spec, out_dir, cache_dir):
     if duplicates:
         raise SpecError(f'Two scenarios are named {duplicates}: give the scenario YAML files different '
                          '`scenario: name:` values (or file names).')
+    from recbole_tmcdr.config import default_raw_data_path
     overrides = absolute_path_overrides(spec.overrides)
     config_files = [os.path.abspath(f) for f in spec.config_files]
     config_files_sha = [file_sha(f) for f in config_files]
-    base_config = dict(overrides)
-    base_config['cache_dir'] = cache_dir
+    # resolved here (workers run elsewhere); a scenario or config file that sets one of them wins
+    benchmark_defaults = {'cache_dir': cache_dir, 'raw_data_path': default_raw_data_path()}
+    explicit = dict(overrides)  # the user's settings win over every file, as --key=value does in a single run
+    if spec.cache_dir:
+        explicit['cache_dir'] = cache_dir
     if spec.kshot:
-        base_config['kshot'] = list(spec.kshot)
-    if 'raw_data_path' not in base_config:
-        from recbole_tmcdr.config import default_raw_data_path
-        base_config['raw_data_path'] = default_raw_data_path()  # resolved here: workers run elsewhere
+        explicit['kshot'] = list(spec.kshot)
     version = code_version()
     tasks = []
     for scenario in scenarios:
+        base_config = {**defaults_unless_set(benchmark_defaults, [scenario.path()] + config_files), **explicit}
         for model in spec.models:
             full_space = model_search_space(model, spec.search_space)
             # a key the user fixed with an override is not searched

@@ -75,6 +75,10 @@ class Scenario:
     def source(self):
         return self.dataset or self.config_file
 
+    def path(self):
+        from recbole_tmcdr.config import dataset_config_file
+        return dataset_config_file(self.dataset) if self.dataset else self.config_file
+
 
 def file_sha(path):
     with open(path, 'rb') as f:
@@ -284,6 +288,18 @@ def absolute_path_overrides(overrides):
     return overrides
 
 
+def defaults_unless_set(defaults, config_files):
+    """The benchmark's ``defaults`` (e.g. ``raw_data_path``), each replaced by the value the run's config files
+    (its scenario file first, as RecBole merges them) set, made absolute like the overrides. A run's config_dict
+    outranks its files, so a default passed there would silently override the scenario's own value."""
+    set_in_files = {}
+    for path in config_files:
+        content = load_yaml(Path(path)) or {}
+        set_in_files.update(content if isinstance(content, dict) else {})
+    chosen = {key: set_in_files[key] for key in defaults if set_in_files.get(key) is not None}
+    return {**defaults, **absolute_path_overrides(chosen)}
+
+
 def config_hash(scenario, model, overrides, config_files_sha, trials, kshot, inputs=None):
     """What determines a (scenario, model, seed) result: the scenario's file, the overrides (without
     :data:`NON_RESULT_KEYS`), extra config files, the trials of the search and K-shot, plus ``inputs``: the
@@ -303,21 +319,15 @@ def config_hash(scenario, model, overrides, config_files_sha, trials, kshot, inp
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def scenario_content(scenario):
-    """The ``scenario:`` block and ``raw_data_path`` of a benchmark scenario's YAML (``{}`` / None if absent)."""
-    from recbole_tmcdr.config import dataset_config_file
-    path = scenario.config_file or dataset_config_file(scenario.dataset)
-    content = load_yaml(Path(path)) or {}
-    return (content.get('scenario') or {}), content.get('raw_data_path')
-
-
 def raw_data_sha(scenario, raw_data_path):
-    """sha256 of every raw file the scenario reads (the converter's own list; memoised per file)."""
+    """sha256 of every raw file the scenario reads from ``raw_data_path`` (the run's, after the scenario file's
+    own value; the converter's list of files; memoised per file)."""
     from recbole_tmcdr.data import file_sha256, scenario_raw_files
-    block, own_path = scenario_content(scenario)
+    content = load_yaml(Path(scenario.path())) or {}
+    block = content.get('scenario') if isinstance(content, dict) else None
     if not block:
         return []
-    return [file_sha256(f) for f in scenario_raw_files(block, own_path or raw_data_path)]
+    return [file_sha256(f) for f in scenario_raw_files(block, raw_data_path)]
 
 
 _CODE_SHA = {}

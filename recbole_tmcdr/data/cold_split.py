@@ -125,6 +125,8 @@ def make_cold_split(source_df: pd.DataFrame, target_df: pd.DataFrame, cold_user_
         'target_rows_per_cold_user_min': int(per_user.min()),
         'target_rows_per_cold_user_median': float(per_user.median()),
         'target_rows_per_cold_user_max': int(per_user.max()),
+        # K-shot evaluates the test users only: K must leave one of them a query row
+        'target_rows_per_cold_test_user_max': int(target_test['user'].value_counts().max()),
         # negative sampling needs, for every training user, an item they have not interacted with
         'source_max_items_per_user': int(source_df.groupby('user')['item'].nunique().max()),
         'target_train_max_items_per_user': int(target_train.groupby('user')['item'].nunique().max())

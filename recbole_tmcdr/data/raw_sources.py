@@ -166,18 +166,19 @@ def _sep_name(sep: str) -> str:
 
 
 def _to_float(values: List[str], path: str, lines: List[int], column: str, allow_empty: bool = False) -> np.ndarray:
+    """Finite numbers (``inf`` / ``nan`` parse as floats but are no rating, id or time); empty -> NaN if allowed."""
     s = pd.Series(values, dtype=object)
-    num = pd.to_numeric(s, errors='coerce')
-    bad = num.isna().to_numpy()
+    num = pd.to_numeric(s, errors='coerce').to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(num)
     if allow_empty:
         bad &= (s != '').to_numpy()
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ScenarioDataError(
-            f'{path}, line {lines[i]}: the {column} value {values[i]!r} is not a number '
-            f'({int(bad.sum())} such line(s)).'
+            f'{path}, line {lines[i]}: the {column} value {values[i]!r} is not a finite number '
+            f'({int(bad.sum())} such line(s)). Fix or remove those lines.'
         )
-    return num.to_numpy(dtype=np.float64)
+    return num
 
 
 def _to_int_ids(values: List[str], path: str, lines: List[int], column: str) -> np.ndarray:
@@ -661,10 +662,10 @@ class GenericConverter(_Converter):
     def _timestamps(values, path, lines, column):
         s = pd.Series(values, dtype=object)
         empty = (s == '').to_numpy()
-        num = pd.to_numeric(s, errors='coerce')
-        bad = num.isna().to_numpy() & ~empty
-        if not bad.any():
-            return num.to_numpy(dtype=np.float64)
+        first = s[~empty].iloc[:1]
+        if np.isfinite(pd.to_numeric(first, errors='coerce')).all():
+            # a column of numbers (its first value is one, or it is empty): a value that is not one is the error
+            return _to_float(values, path, lines, f'timestamp ({column})', allow_empty=True)
         # not numeric: try date/time strings -> seconds since the epoch
         dt = pd.to_datetime(s.where(~empty, None), errors='coerce', utc=True, format='mixed')
         bad = dt.isna().to_numpy() & ~empty

@@ -43,7 +43,7 @@ from recbole_tmcdr.data.raw_sources import (
 
 logger = logging.getLogger(__name__)
 
-SPLIT_FORMAT_VERSION = 1
+SPLIT_FORMAT_VERSION = 2  # 2: stats has target_rows_per_cold_test_user_max
 DEFAULT_CACHE_DIR = '.recbole_tmcdr_cache'
 _NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
 

@@ -9,6 +9,7 @@
 """
 
 import copy
+import hashlib
 import json
 import os
 import uuid
@@ -28,10 +29,16 @@ from recbole_tmcdr.model.cold_start_recommender import WARM_USER_FIELD
 from recbole_tmcdr.phases import PRETRAIN_PHASES, Phase
 from recbole_tmcdr.registry import register_trainer
 
-# Config keys that determine a pre-trained base model (besides the data split and the phase).
-PRETRAIN_KEY_FIELDS = ('seed', 'base_model', 'embedding_size', 'pretrain_learning_rate', 'train_batch_size',
-                       'neg_sampling', 'embedding_reg_weight', 'pretrain_users', 'pretrain_stopping_tol',
-                       'pretrain_stopping_step', 'cml_margin')
+# Every config key that shapes a pre-trained base model: the pre-training cache key hashes them, together with
+# the phase, its place and epoch budget in ``train_epochs``, the loss that trains it and the content of the
+# training rows it iterates (which covers every key that shapes the data). tests/test_pretrain_cache.py
+# checks that each of them forces a retrain and that the pre-training reads no other key that matters.
+PRETRAIN_KEY_FIELDS = (
+    'seed', 'base_model', 'embedding_size', 'embedding_reg_weight', 'cml_margin', 'pretrain_users',  # model
+    'learner', 'pretrain_learning_rate', 'weight_decay', 'clip_grad_norm',                          # optimizer
+    'train_batch_size', 'train_neg_sample_args',                                                    # batches
+    'pretrain_stopping_tol', 'pretrain_stopping_step',                                              # stopping
+)
 
 
 class WarmUserLoader:
@@ -48,6 +55,14 @@ class WarmUserLoader:
         order = self.users[torch.randperm(len(self.users))]
         for start in range(0, len(order), self.batch_size):
             yield Interaction({WARM_USER_FIELD: order[start:start + self.batch_size]})
+
+
+def interaction_digest(dataset):
+    """sha256 of the (user, item) rows of a RecBole dataset, in their order (the order feeds the shuffle)."""
+    digest = hashlib.sha256()
+    for field in (dataset.uid_field, dataset.iid_field):
+        digest.update(dataset.inter_feat[field].numpy().tobytes())
+    return digest.hexdigest()
 
 
 @register_trainer
@@ -130,7 +145,7 @@ class ColdStartTrainer(CrossDomainTrainer):
                              f'learning rate {learning_rate}')
             if pretraining:
                 train_data.set_mode(train_mode2state[phase.value])
-                self._pretrain_phase(train_data, phase, verbose, show_progress)
+                self._pretrain_phase(train_data, phase, phase_idx, verbose, show_progress)
             else:
                 self._fit_bridge(train_data, valid_data, verbose, saved, show_progress, callback_fn)
 
@@ -149,15 +164,21 @@ class ColdStartTrainer(CrossDomainTrainer):
         """SOURCE / TARGET pre-train (cached, loss-plateau stop); every other phase is validated on cold users."""
         return phase in PRETRAIN_PHASES
 
-    def pretrain_key(self, phase):
+    def pretrain_key(self, phase, phase_idx, train_data):
+        """Cache key of the base model that ``phase`` (the ``phase_idx``-th of ``train_epochs``) pre-trains."""
         fields = {name: self.config[name] for name in PRETRAIN_KEY_FIELDS}
-        fields.update(phase=phase.value, epochs=self.epochs,
-                      data=self.config['scenario_cache_key'] or str(self.config['dataset']))
+        rows = train_data.source_dataset if phase == Phase.SOURCE else train_data.target_dataset
+        model = self.model
+        fields.update(phase=phase.value, phase_index=phase_idx, epochs=self.epochs,
+                      loss=getattr(type(model), 'pretrain_loss', type(model).calculate_loss).__qualname__,
+                      rows=interaction_digest(rows),
+                      id_space=[model.total_num_users, model.overlapped_num_users, model.total_num_items,
+                                model.overlapped_num_items])
         return f'{phase.value.lower()}-{self.config["base_model"]}-{stable_key(fields)[:20]}'
 
-    def _pretrain_phase(self, train_data, phase, verbose, show_progress):
+    def _pretrain_phase(self, train_data, phase, phase_idx, verbose, show_progress):
         modules = self.model.pretrained_modules(phase)
-        key = self.pretrain_key(phase)
+        key = self.pretrain_key(phase, phase_idx, train_data)
         cached = None if self.config['force_pretrain'] else self.pretrain_cache.load(key)
         if cached is not None:
             for name, module in modules.items():
