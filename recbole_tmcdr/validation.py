@@ -93,15 +93,22 @@ def positive_ints(v):
     return len(values) > 0 and all(is_int(k) and k > 0 for k in values)
 
 
-def ranking_metric_names():
-    return sorted(name for name, kind in metric_types.items() if kind == EvaluatorType.RANKING)
+def metric_kinds(metrics):
+    """The EvaluatorTypes of RecBole metric names (``metrics`` may be one name), or None for an unknown name."""
+    names = [metrics] if isinstance(metrics, str) else metrics
+    if not isinstance(names, (list, tuple)) or not all(isinstance(m, str) and m.lower() in metric_types for m in names):
+        return None
+    return {metric_types[m.lower()] for m in names}
 
 
-def ranking_metrics(v):
-    """The plugin ranks target items for cold users: value metrics (AUC, RMSE, ...) cannot be computed."""
-    values = [v] if isinstance(v, str) else v
-    return (isinstance(values, (list, tuple)) and len(values) > 0
-            and all(isinstance(m, str) and metric_types.get(m.lower()) == EvaluatorType.RANKING for m in values))
+def metrics_of_one_kind(v):
+    """RecBole evaluates ranking metrics (NDCG, UAUC) or value metrics (AUC, RMSE), not both at once."""
+    return metric_kinds(v) is not None and len(metric_kinds(v)) == 1
+
+
+def describe_metrics():
+    return ("a non-empty list of metrics of one kind, ranking (e.g. ['NDCG', 'UAUC']) or value (e.g. ['AUC'], "
+            'sampled evaluation only), from: ' + ', '.join(sorted(metric_types)))
 
 
 def is_topk_metric(name):
@@ -162,8 +169,7 @@ RULES = {
     'eval_step': Rule('int', positive, '> 0'),
     'stopping_step': Rule('int', positive, '> 0'),
     'eval_args': Rule('dict', eval_args_with_mode, "whose 'mode' is 'full', 'uniN' or 'popN' (N > 0)"),
-    'metrics': Rule('any', ranking_metrics, lambda: 'a non-empty list of ranking metrics (e.g. [\'NDCG\', '
-                    "'UAUC']) from: " + ', '.join(ranking_metric_names())),
+    'metrics': Rule('any', metrics_of_one_kind, describe_metrics),
     'topk': Rule('any', positive_ints, 'an int > 0 or a non-empty list of ints > 0'),
     # shared training keys
     'embedding_size': Rule('int', in_range(1, MAX_EMBEDDING_SIZE), f'in [1, {MAX_EMBEDDING_SIZE}]'),
@@ -263,7 +269,16 @@ def check_valid_metric(config, model_class, defaults):
     return None
 
 
-CROSS_CHECKS = (check_train_epochs, check_valid_metric)  # run after every rule has passed
+def check_value_metrics_are_sampled(config, model_class, defaults):
+    """Full ranking scores every item without labels: value metrics need a sampled evaluation mode."""
+    if metric_kinds(config['metrics']) == {EvaluatorType.VALUE} and config['eval_args'].get('mode', 'full') == 'full':
+        return (f"The 'metrics' parameter holds value metrics, which full ranking (eval_args mode 'full') cannot "
+                "compute: set eval_args: {mode: uni100}, or use ranking metrics such as ['UAUC', 'NDCG']. "
+                f"Got {config['metrics']!r} instead.")
+    return None
+
+
+CROSS_CHECKS = (check_train_epochs, check_value_metrics_are_sampled, check_valid_metric)  # run after every rule has passed
 
 
 def validate(final_config, model_class, user_keys=(), defaults=None):

@@ -56,7 +56,8 @@ def test_a_zero_epoch_phase_warns_that_it_stays_untrained(tiny_scenario, caplog)
     ('valid_metric', 'NDCG@5'),    # a cut-off that is not in topk
     ('topk', [0]),                 # raw ValueError of RecBole
     ('topk', 'ten'),
-    ('metrics', ['AUC']),          # a value metric: cannot be computed on rankings
+    ('metrics', ['AUC']),          # a value metric: full ranking cannot compute it
+    ('metrics', ['AUC', 'NDCG']),  # RecBole's raw RuntimeError: value and ranking metrics at once
     ('metrics', ['NDGC']),
     ('metrics', []),
     ('learning_rate', float('nan')),
@@ -91,6 +92,8 @@ def test_valid_settings_pass(tiny_scenario):
         build_config('TMCDR_MF', config_file_list=[tiny_scenario], config_dict=dict(
             valid_metric=valid_metric, topk=[5, 10], learner='SGD', clip_grad_norm={'max_norm': 1.0},
             eval_args={'mode': 'uni100'}, neg_sampling={'popularity': 2}, state='WARNING'))
+    build_config('TMCDR_MF', config_file_list=[tiny_scenario], config_dict=dict(
+        metrics=['AUC'], valid_metric='auc', eval_args={'mode': 'uni100'}, state='WARNING'))
 
 
 def command_line_config(scenario, *args):
