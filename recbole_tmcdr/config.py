@@ -168,13 +168,15 @@ def check_data_against_config(stats, final_config_dict):
 
 
 def install_config_hooks():
-    """Wrap ``CDRConfig``: internal YAML loading, the cross-domain data path check, and safe parsing."""
+    """Wrap ``CDRConfig``: internal YAML loading, start-up validation, the cross-domain data path check, and
+    safe parsing."""
     from recbole_cdr.config.configurator import CDRConfig
 
     CDRConfig._build_yaml_loader = lambda self: SafeConfigLoader
     CDRConfig._convert_config_dict = lambda self, config_dict: convert_string_values(config_dict)
 
     load_toolkit_yaml = CDRConfig._load_internal_config_dict
+    set_default_parameters = CDRConfig._set_default_parameters
     check_cross_domain = CDRConfig._check_cross_domain
 
     def _load_internal_config_dict(self, model, model_class, dataset):
@@ -184,13 +186,16 @@ def install_config_hooks():
                 self._update_internal_config_dict(str(file))
             self.internal_config_dict['MODEL_TYPE'] = model_class.type
 
+    def _set_default_parameters(self):
+        # The first step that reads training/evaluation keys (metrics, topk, train_epochs): check them before.
+        if self.model in MODELS:
+            user_keys = [k for k in self.external_config_dict if k not in ('source_domain', 'target_domain')]
+            validate(self.final_config_dict, MODELS.get(self.model), user_keys=user_keys,
+                     defaults=self.internal_config_dict)
+        set_default_parameters(self)
+
     def _check_cross_domain(self):
         if self.model in MODELS:
-            model_class = MODELS.get(self.model)
-            owners = {cls.__name__ for cls in model_class.__mro__}
-            user_keys = [k for k in self.external_config_dict if k not in ('source_domain', 'target_domain')]
-            validate(self.final_config_dict, model_class.__name__, owners, user_keys=user_keys,
-                     internal_keys=self.internal_config_dict)
             # Plugin models evaluate on the target domain only; RecBole-CDR would otherwise hold out 20%
             # of the SOURCE interactions (also the cold users') as a source validation set.
             self.final_config_dict['source_split'] = False
@@ -199,4 +204,5 @@ def install_config_hooks():
         return check_cross_domain(self)
 
     CDRConfig._load_internal_config_dict = _load_internal_config_dict
+    CDRConfig._set_default_parameters = _set_default_parameters
     CDRConfig._check_cross_domain = _check_cross_domain

@@ -13,6 +13,7 @@ from recbole_tmcdr.model.merged_cf import MergedCF
 from recbole_tmcdr.model.recbole_general import SUPPORTED, RecBoleGeneralAdapter, unsupported_message
 from recbole_tmcdr.phases import Phase
 from recbole_tmcdr.registry import MODELS
+from recbole_tmcdr.validation import ConfigError
 
 from conftest import fast_config
 
@@ -107,7 +108,7 @@ def test_merged_cf_cold_users_learn_from_source_rows_only(pipeline):
 
 
 def test_merged_cf_rejects_other_phases(pipeline):
-    with pytest.raises(ValueError, match="must hold BOTH phases only"):
+    with pytest.raises(ConfigError, match="must list the phases BOTH in this order"):
         pipeline('CML_merged', train_epochs=["SOURCE:1", "BOTH:1"])
 
 
@@ -285,5 +286,5 @@ def test_recbole_model_is_built_on_the_target_training_split(pipeline):
 
 
 def test_recbole_model_rejects_source_phases(pipeline):
-    with pytest.raises(ValueError, match='must hold TARGET phases only'):
+    with pytest.raises(ConfigError, match="must list the phases TARGET in this order"):
         pipeline('LightGCN', train_epochs=["SOURCE:1", "TARGET:1"])

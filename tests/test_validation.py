@@ -13,7 +13,7 @@ from recbole_tmcdr.validation import ConfigError
     ('meta_loss_reduction', 'avg', "The 'meta_loss_reduction' parameter of TMCDR must be one of 'sum', 'mean'. Got 'avg' instead."),
     ('meta_group_size', 1, "The 'meta_group_size' parameter of TMCDR must be an int >= 2. Got 1 instead."),
     ('cold_user_ratio', 1.5, "The 'cold_user_ratio' parameter of recbole-tmcdr must be a float in (0, 1). Got 1.5 instead."),
-    ('embedding_size', 0, "The 'embedding_size' parameter of TMCDR must be an int > 0. Got 0 instead."),
+    ('embedding_size', 0, "The 'embedding_size' parameter of recbole-tmcdr must be an int in [1, 4096]. Got 0 instead."),
     ('pretrain_users', 'warm', "The 'pretrain_users' parameter of TMCDR must be one of 'all', 'overlap'. Got 'warm' instead."),
     ('base_model', 'NCF', "The 'base_model' parameter of TMCDR must be one of 'MF', 'BPR', 'ListRankMF', 'CML'. Got 'NCF' instead."),
     ('kshot', [1, -3], "The 'kshot' parameter of recbole-tmcdr must be a list of integers >= 0 or null. Got [1, -3] instead."),

@@ -23,6 +23,8 @@ class ColdStartRecommender(CrossDomainRecommender):
 
     input_type = InputType.PAIRWISE
     trainer = 'ColdStartTrainer'
+    # The phases of train_epochs the model trains in, in order (checked at start-up); () = trains nothing.
+    train_phases = ()
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

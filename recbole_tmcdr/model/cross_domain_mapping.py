@@ -33,6 +33,8 @@ def build_mlp(in_dim, hidden_sizes, out_dim, activation='tanh'):
 class CrossDomainMappingRecommender(ColdStartRecommender):
     """Pre-trained source/target base models + a bridge from source to target user space."""
 
+    train_phases = (Phase.SOURCE, Phase.TARGET, Phase.OVERLAP)
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.base_model = make_base_model(config)

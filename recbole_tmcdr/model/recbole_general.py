@@ -122,16 +122,13 @@ class RecBoleGeneralAdapter(ColdStartRecommender):
     trainer = 'JointTrainer'
     phase_loader_modes = {Phase.TARGET: Phase.TARGET}  # trained on the target loader, validated on cold users
     tiny_train_epochs = ["TARGET:2"]  # phases of the common test suite's tiny runs
+    train_phases = (Phase.TARGET,)
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         name = config['model']
         if name not in SUPPORTED:
             raise RegistryError(unsupported_message(name))
-        phases = [Phase(mode) for mode in config['train_modes']]
-        if set(phases) != {Phase.TARGET}:
-            raise ValueError(f"The 'train_epochs' parameter of RecBole's {name} under the cold-start protocol must "
-                             f'hold TARGET phases only (e.g. ["TARGET:300"]). Got {config["train_epochs"]} instead.')
         target_train = dataset.target_domain_dataset
         model_class = recbole_model_class(name)
         self.recbole_name = name
