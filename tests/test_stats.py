@@ -55,3 +55,13 @@ def test_negative_transfer_needs_a_one_sided_test():
     assert 'EMCDR_MF (AUC 0.6117) vs the target-only floor TargetPop (AUC 0.7100): † negative transfer' in text
     one_sided = stats.ttest_rel(clearly_below, floor, alternative='less').pvalue
     assert f'one-sided p {report_mod._fmt_p(one_sided)}' in text
+
+
+def test_bridge_stage_section_reports_best_epoch_and_steps():
+    history = [{'epoch': e, 'steps': 10 * (e + 1), 'inner_step_ratio': 0.01 * (e + 1)} for e in range(5)]
+    lines = [record('s', 'TMCDR_MF', seed, 0.8, 0.3, training={'best_epoch': 1 + seed, 'epochs_run': 5, 'steps': 50,
+                                                                'steps_at_best': 10 * (2 + seed),
+                                                                'stopped_on_patience': seed == 0, 'history': history})
+             for seed in range(3)]
+    rows = table_rows(report_mod.training_section(report_mod.aggregate(lines)))
+    assert rows['s'].split('|')[3:9] == [' 3 ', ' 2 ', ' 5 ', ' 30 / 50 ', ' 1 ', ' 0.0300 ']

@@ -466,6 +466,29 @@ def hyperparameter_section(agg):
     return _table(['scenario', 'model', 'seed', 'chosen (on cold validation)', 'validation score per trial'], rows)
 
 
+def training_section(agg):
+    """The bridge stage of each model with one (mapping / meta network): best validated epoch, epochs run and
+    optimizer (for TMCDR: outer) steps, mean over seeds, and how many seeds stopped on patience."""
+    rows = []
+    for scenario in agg.scenarios:
+        for model in agg.models_in(scenario):
+            runs = [r.get('training') for r in agg.records if r['scenario'] == scenario and r['model'] == model]
+            runs = [t for t in runs if t and t.get('best_epoch') is not None]
+            if not runs:
+                continue
+            ratios = [h.get('inner_step_ratio') for t in runs for h in t.get('history') or []
+                      if h.get('epoch') == t['best_epoch'] and h.get('inner_step_ratio') is not None]
+            rows.append([scenario, model, len(runs), f"{np.mean([t['best_epoch'] for t in runs]):.0f}",
+                         f"{np.mean([t['epochs_run'] for t in runs]):.0f}",
+                         f"{np.mean([t['steps_at_best'] or 0 for t in runs]):.0f} / {np.mean([t['steps'] for t in runs]):.0f}",
+                         sum(bool(t.get('stopped_on_patience')) for t in runs),
+                         f'{np.mean(ratios):.4f}' if ratios else '–'])
+    if not rows:
+        return None
+    return _table(['scenario', 'model', 'seeds', 'best epoch', 'epochs run', 'steps at best / run',
+                   'stopped on patience', 'inner-step ratio at best'], rows)
+
+
 def cost_section(agg):
     rows = []
     for scenario in agg.scenarios:
@@ -568,6 +591,12 @@ def render_markdown(agg, figures=None, spec=None):
     hyper = hyperparameter_section(agg)
     if hyper:
         parts += ['## Selected hyperparameters', '', hyper, '']
+    training = training_section(agg)
+    if training:
+        parts += ['## Bridge stage (mean over seeds)', '',
+                  'The validated stage of each mapping / meta model: best epoch on the cold validation users, epochs '
+                  'and optimizer steps run (TMCDR: outer steps), and for TMCDR the inner-step ratio '
+                  '||lambda grad L_a|| / ||theta|| at the best epoch.', '', training, '']
     cost = cost_section(agg)
     if cost:
         parts += ['## Cost', '', cost, '']

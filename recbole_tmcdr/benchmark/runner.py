@@ -202,6 +202,9 @@ def run_one(task, progress=None):
                 score = result['best_valid_score']
                 score = None if score is None or score != score else float(score)
                 entry.update(valid_score=score, cold_valid=_floats(result['best_valid_result']))
+                training = result.get('training') or {}
+                entry.update({k: training.get(k) for k in ('best_epoch', 'epochs_run', 'steps', 'steps_at_best',
+                                                           'stopped_on_patience') if k in training})
                 if score is not None and _better(score, None if chosen is None else chosen['score'],
                                                  result.get('valid_score_bigger', True)):
                     chosen_index, chosen = index, {'score': score, 'result': result}
@@ -223,6 +226,7 @@ def run_one(task, progress=None):
         'trials': trials,
         'cold_valid': _floats(result['best_valid_result']),
         'cold_test': _floats(result['test_result']),
+        'training': result.get('training'),  # the chosen trial's bridge stage: best epoch, steps, per-epoch history
     }
     if task.get('kshot'):
         record['kshot'] = {str(k): v for k, v in (result.get('kshot_results') or {}).items()}
