@@ -62,10 +62,12 @@ class CrossDomainMappingRecommender(ColdStartRecommender):
     def bridge_loss(self, interaction):
         raise NotImplementedError
 
-    def mapping_mse_loss(self, users):
-        """EMCDR's objective: ||f(u^s) - u^t||^2 averaged over the batch's warm users."""
+    def mapping_mse_loss(self, users, mapped=None):
+        """EMCDR's objective: ||f(u^s) - u^t||^2 averaged over the batch's warm users (``mapped``: f(u^s) if
+        the caller maps them its own way)."""
         target = self.base_model.constrain(self.target_user_embedding(users))
-        return ((self.map_users(users) - target) ** 2).sum(-1).mean()
+        mapped = self.map_users(users) if mapped is None else mapped
+        return ((mapped - target) ** 2).sum(-1).mean()
 
     # ----- embeddings
     def source_user_vectors(self, user_ids):

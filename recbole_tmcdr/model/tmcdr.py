@@ -141,7 +141,7 @@ class TMCDR(CrossDomainMappingRecommender):
         theta."""
         support = self.task_inputs(interaction, SUPPORT)
         params = {name: p.detach() for name, p in self.meta_parameters().items()}
-        grads = vmap(lambda task: grad(self.task_loss)(params, *task))(support)
+        grads = vmap(lambda task: grad(self.task_loss)(params, *task), chunk_size=self.vmap_chunk_size)(support)
         step = torch.sqrt(sum((g ** 2).flatten(1).sum(1) for g in grads.values()))  # (tasks,)
         norm = torch.sqrt(sum((p ** 2).sum() for p in params.values()))
         return float((self.inner_lr * step / norm).mean())
@@ -152,12 +152,13 @@ class TMCDR(CrossDomainMappingRecommender):
         into ``adapted_bridge``."""
         support = self.task_inputs(interaction, SUPPORT)
         params = {name: p.detach() for name, p in self.meta_parameters().items()}
-        adapted = vmap(lambda task: self.adapt(params, task, self.inner_steps))(support)
+        adapted = vmap(lambda task: self.adapt(params, task, self.inner_steps), chunk_size=self.vmap_chunk_size)(support)
         self.adapted_bridge.load_state_dict({name: value.mean(0) for name, value in adapted.items()})
 
     def bridge_loss(self, interaction):
         if WARM_USER_FIELD in interaction:  # warm start of theta (meta_warm_start_epochs): EMCDR's objective
-            return self.mapping_mse_loss(interaction[WARM_USER_FIELD])
+            users = interaction[WARM_USER_FIELD]
+            return self.mapping_mse_loss(users, self.map_users(users, ScoringParameters.THETA))
         return self.meta_loss(interaction)
 
     # ----- test-time adaptation (beyond the paper): adapt theta on a cold user's K revealed items

@@ -4,6 +4,9 @@ Everything else (pre-training and its cache, per-phase optimizer, early stopping
 the cold VALIDATION users) is inherited; the meta phase differs in exactly one method, :meth:`bridge_loader`.
 """
 
+import contextlib
+import random
+
 import numpy as np
 import torch
 from recbole.data.interaction import Interaction
@@ -113,6 +116,18 @@ class MetaTaskLoader:
         return Interaction(fields)
 
 
+@contextlib.contextmanager
+def preserved_random_state():
+    """Run a block without consuming the random streams of training (torch, numpy for RecBole's sampler, random)."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng():
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+
+
 # An inner step larger than this share of ||theta|| gets a warning (measured: TMCDR_BPR on ml_genre collapses at
 # ~10-30%, while working settings stay near 1% or below).
 INNER_STEP_WARNING = 0.05
@@ -145,11 +160,14 @@ class MetaTrainer(ColdStartTrainer):
     # ----- per meta epoch: how far the inner step moves theta, and the validation score at theta and at theta'
     def _valid_epoch(self, valid_data, show_progress=False):
         loader = getattr(self, 'meta_loader', None)
+        if loader is None:  # the warm start (EMCDR's objective) has no inner step: theta' = theta
+            self.model.adapted_bridge.load_state_dict(self.model.bridge.state_dict())
         if loader is None or not self.config['meta_diagnostics'] and self.model.scoring == ScoringParameters.THETA:
             self.epoch_diagnostics = {}
             return super()._valid_epoch(valid_data, show_progress=show_progress)
-        batch = next(iter(loader)).to(self.device)  # fresh random warm groups
-        self.model.refresh_adapted_bridge(batch)
+        with preserved_random_state():  # drawing warm groups here must not change what is trained next
+            batch = next(iter(loader)).to(self.device)
+            self.model.refresh_adapted_bridge(batch)
         score, result = super()._valid_epoch(valid_data, show_progress=show_progress)
         if not self.config['meta_diagnostics']:
             self.epoch_diagnostics = {}
