@@ -56,7 +56,7 @@ def fabricated(tmcdr_auc, tmcdr_ndcg=None):
     lines = []
     for seed in range(3):
         lines += [record('s', 'TargetPop', seed, 0.70, 0.20),
-                  record('s', 'EMCDR_MFori', seed, 0.69, 0.19),
+                  record('s', 'EMCDR_MFori', seed, 0.69 - 0.001 * seed, 0.19),
                   record('s', 'EMCDR_MF', seed, emcdr_auc[seed], emcdr_ndcg[seed]),
                   record('s', 'TMCDR_BPR', seed, 0.90, 0.40),
                   record('s', 'TMCDR_MF', seed, tmcdr_auc[seed], (tmcdr_ndcg or emcdr_ndcg)[seed])]
@@ -356,14 +356,18 @@ def test_coverage_names_missing_runs_and_their_seeds():
     lines = [record('a', 'M1', seed, 0.7, 0.2) for seed in range(3)] + [record('a', 'M2', 0, 0.7, 0.2),
                                                                         record('b', 'M1', 1, 0.7, 0.2)]
     spec = {'scenario_labels': ['a', 'b'], 'models': ['M1', 'M2'], 'seeds': [0, 1, 2]}
-    text = report_mod.coverage_text(report_mod.aggregate(lines), spec)
+    agg = report_mod.aggregate(lines)
+    assert 'were not compared with the current ones' in report_mod.coverage_text(agg, spec)
+    agg.stale_checked = True  # as when the benchmark writes the report
+    text = report_mod.coverage_text(agg, spec)
     assert text.splitlines() == [
         '5 of 12 planned runs (2 scenarios x 2 models x 3 seeds) are finished.',
         'Missing (the command above runs exactly these and keeps the rest):',
         '- a: M2 (seeds 1, 2)',
         '- b: M1 (seeds 0, 2), M2']
-    one_missing = report_mod.coverage_text(report_mod.aggregate(lines[:2]), {**spec, 'scenario_labels': ['a'],
-                                                                             'models': ['M1']})
+    agg = report_mod.aggregate(lines[:2])
+    agg.stale_checked = True
+    one_missing = report_mod.coverage_text(agg, {**spec, 'scenario_labels': ['a'], 'models': ['M1']})
     assert one_missing.splitlines()[0] == '2 of 3 planned runs (1 scenario x 1 model x 3 seeds) are finished.'
     assert one_missing.splitlines()[-1] == '- a: M1 (seed 2)'
     assert report_mod.coverage_text(report_mod.aggregate(lines), {}) is None

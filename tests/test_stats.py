@@ -65,3 +65,24 @@ def test_bridge_stage_section_reports_best_epoch_and_steps():
              for seed in range(3)]
     rows = table_rows(report_mod.training_section(report_mod.aggregate(lines)))
     assert rows['s'].split('|')[3:9] == [' 3 ', ' 2 ', ' 5 ', ' 30 / 50 ', ' 1 ', ' 0.0300 ']
+
+
+def test_equal_differences_are_not_tested_and_two_seeds_say_so():
+    constant = paired_test({0: 0.60, 1: 0.61, 2: 0.62}, {0: 0.70, 1: 0.71, 2: 0.72}, 'less')
+    assert constant.p is None and constant.diff == pytest.approx(-0.1)
+    lines = [record('s', m, seed, auc, 0.3) for seed in range(2)
+             for m, auc in (('TargetPop', 0.70 + 0.01 * seed), ('EMCDR_MF', 0.60 + 0.03 * seed))]
+    text = report_mod.negative_transfer_text(report_mod.aggregate(lines))
+    assert 'not above the floor (not tested, n=2)' in text
+
+
+def test_every_transfer_model_is_in_the_negative_transfer_family():
+    lines = []
+    for seed in range(3):
+        lines += [record('s', 'TargetPop', seed, 0.70 + 0.01 * seed, 0.2),
+                  record('s', 'EMCDR_MF', seed, 0.80 + 0.02 * seed, 0.3),
+                  record('s', 'EMCDR_MFori', seed, 0.60 + 0.011 * seed, 0.2)]
+    agg = report_mod.aggregate(lines)
+    tests = {model: test for model, *_, test in agg.below_floor['s']}
+    assert set(tests) == {'EMCDR_MF', 'EMCDR_MFori'}  # the model above the floor is tested too
+    assert tests['EMCDR_MFori'].p_holm == pytest.approx(2 * tests['EMCDR_MFori'].p)

@@ -95,4 +95,15 @@ def test_adapted_model_with_a_warm_start(pipeline):
     run = pipeline('TMCDRAdapted_MF', **{**META, 'train_epochs': ['SOURCE:2', 'TARGET:2', 'OVERLAP:2'],
                                          'meta_warm_start_epochs': 2})
     run.fit()  # the warm start trains theta itself, and is validated with theta' = theta
-    assert run.trainer.training_summary()['history']
+    summary = run.trainer.training_summary()
+    assert [h['stage'] for h in summary['history']] == ['warm_start'] * 2 + ['meta'] * 2
+    assert summary['best_stage'] in ('warm_start', 'meta') and summary['best_epoch'] is not None
+    assert summary['epochs_run'] == 2 and summary['steps'] >= summary['steps_at_best'] > 0
+
+
+def test_summary_counts_trained_epochs_with_eval_step(pipeline):
+    run = pipeline('EMCDR_MF', train_epochs=['SOURCE:2', 'TARGET:2', 'OVERLAP:5'], eval_step=2, stopping_step=10)
+    run.fit()
+    summary = run.trainer.training_summary()
+    assert [h['epoch'] for h in summary['history']] == [1, 3]
+    assert summary['epochs_run'] == 5 and not summary['stopped_on_patience']

@@ -5,10 +5,11 @@ Reads ``OUT/results.jsonl`` (the last line of each (scenario, model, seed)) and 
 * ``table.md`` / ``table.csv``: Table-1 style, rows = models (target-only floors first), columns = scenario x
   {AUC (``uauc``: per-user AUC averaged over users, the paper's AUC), NDCG@10} on the cold TEST users, mean ±
   95% CI over seeds (t-distribution, ``mean ± t_{0.975,n-1} sd / sqrt(n)``; no CI for one seed). Best mean
-  per column in bold. ``*``: paired t-test over seeds (``scipy.stats.ttest_rel``, paired by seed, two-sided)
-  of each ``TMCDR_*`` model against the best other non-TMCDR model of the scenario (by mean test AUC) with
-  p < 0.05. ``†``: negative transfer, a transfer model whose mean test AUC does not beat the best target-only
-  floor (``TargetPop``, ``Pop``, ``BPR``, whichever were run). Then the p-values, the paper's numbers next to
+  per column in bold. ``*``: paired t-test over seeds (``scipy.stats.ttest_rel``, paired by seed, two-sided,
+  at least 3 seeds) of each ``TMCDR_*`` model against the best other non-TMCDR model of the scenario (by mean
+  test AUC) with Holm-adjusted p < 0.05 (the family: every TMCDR test of the report). ``†``: negative
+  transfer, where a one-sided paired test (Holm-adjusted over the transfer models) finds a model's test AUC
+  below the best target-only floor (``TargetPop``, ``Pop``, ``BPR`` or any other target-only model run). Then the p-values, the paper's numbers next to
   ours where the scenario is one of the paper's, K-shot results, chosen hyperparameters and run times.
 * ``figure1.png``: EMCDR_X vs TMCDR_X (SSCDR vs TMCDR_CML) per scenario, X in MF, BPR, ListRankMF, CML, with
   95% CI error bars (the paper's Figure 1).
@@ -68,10 +69,12 @@ class Aggregate:
     kshot: dict                                     # (scenario, model) -> {K: {metric: Summary}}
     tests: dict                                     # (scenario, model) -> {'baseline', metric: PairedTest}
     baselines: dict                                 # scenario -> baseline model of the tests (or None)
-    below_floor: dict                               # scenario -> [(model, auc, floor, floor_auc, PairedTest)]
+    below_floor: dict                               # scenario -> [(model, auc, floor, floor_auc, one-sided test)]
     floors: dict                                    # scenario -> [(floor model, mean auc)]
     comparisons: list = field(default_factory=list)  # PairComparison of COMPARED_PAIRS
     stale: list = field(default_factory=list)        # (scenario, model, seed) left out: inputs changed since
+    stale_checked: bool = False                      # whether the runs' inputs were compared with the current ones
+    outside_spec: int = 0                            # finished runs left out because the spec no longer plans them
 
     def summary(self, scenario, model, metric):
         return self.cells.get((scenario, model), {}).get(metric)
@@ -150,10 +153,12 @@ def aggregate(records, metrics=METRICS, scenario_order=None, model_order=None):
         floors[scenario] = [(m, cells[(scenario, m)][auc].mean) for m in present if is_target_only(m)]
         if floors[scenario]:
             floor, floor_auc = max(floors[scenario], key=lambda item: item[1])
+            # every transfer model is tested (the family must not depend on the outcome); the text lists those
+            # whose mean is not above the floor
             below_floor[scenario] = [
                 (m, cells[(scenario, m)][auc].mean, floor, floor_auc,
                  paired_test(cells[(scenario, m)][auc].by_seed, cells[(scenario, floor)][auc].by_seed, 'less'))
-                for m in present if not is_target_only(m) and cells[(scenario, m)][auc].mean <= floor_auc]
+                for m in present if not is_target_only(m)]
     agg = Aggregate(records=records, scenarios=scenarios, models=models, cells=cells, kshot=kshot, tests=tests,
                     baselines=baselines, below_floor=below_floor, floors=floors)
     agg.comparisons = pair_comparisons(agg, metrics)
@@ -366,13 +371,14 @@ def negative_transfer_text(agg):
                              'negative transfer not checked; add TargetPop to the models.')
             continue
         floor, floor_auc = max(agg.floors[scenario], key=lambda item: item[1])
-        entries = agg.below_floor.get(scenario, [])
+        entries = [entry for entry in agg.below_floor.get(scenario, []) if entry[1] <= floor_auc or entry[-1].significant]
         if not entries:
             lines.append(f'- {scenario}: every transfer model has a mean AUC above the target-only floor {floor} '
                          f'(AUC {floor_auc:.4f}).')
             continue
         for model, auc, _, _, test in entries:
-            verdict = ('† negative transfer' if test.significant else 'not above the floor (n.s.)')
+            verdict = ('† negative transfer' if test.significant else 'not above the floor (n.s.)' if test.tested
+                       else f'not above the floor (not tested, n={test.n})')
             lines.append(f'- {scenario}: {model} (AUC {auc:.4f}) vs the target-only floor {floor} '
                          f'(AUC {floor_auc:.4f}): {verdict}; Δ {test.ci_text()}, one-sided p {_fmt_p(test.p)}, '
                          f'Holm p {_fmt_p(test.p_holm)}.')
@@ -473,12 +479,14 @@ def training_section(agg):
     for scenario in agg.scenarios:
         for model in agg.models_in(scenario):
             runs = [r.get('training') for r in agg.records if r['scenario'] == scenario and r['model'] == model]
-            runs = [t for t in runs if t and t.get('best_epoch') is not None]
+            runs = [t for t in runs if isinstance(t, dict) and t.get('best_epoch') is not None
+                    and t.get('epochs_run') is not None and t.get('steps') is not None]
             if not runs:
                 continue
             ratios = [h.get('inner_step_ratio') for t in runs for h in t.get('history') or []
                       if h.get('epoch') == t['best_epoch'] and h.get('inner_step_ratio') is not None]
-            rows.append([scenario, model, len(runs), f"{np.mean([t['best_epoch'] for t in runs]):.0f}",
+            rows.append([scenario, model, len(runs), f"{np.mean([t['best_epoch'] for t in runs]):.0f}"
+                         + ''.join(sorted({f" ({t['best_stage']})" for t in runs if t.get('best_stage') == 'warm_start'})),
                          f"{np.mean([t['epochs_run'] for t in runs]):.0f}",
                          f"{np.mean([t['steps_at_best'] or 0 for t in runs]):.0f} / {np.mean([t['steps'] for t in runs]):.0f}",
                          sum(bool(t.get('stopped_on_patience')) for t in runs),
@@ -518,6 +526,12 @@ def coverage_text(agg, spec):
     missing = [run for run in planned if run not in finished]
     lines = [f'{len(planned) - len(missing)} of {len(planned)} planned runs ({_counted(len(scenarios), "scenario")} x '
              f'{_counted(len(models), "model")} x {_counted(len(seeds), "seed")}) are finished.']
+    if not agg.stale_checked:
+        lines.append('The runs\' inputs were not compared with the current ones (report made from results.jsonl '
+                     'alone): `python -m recbole_tmcdr.benchmark --spec SPEC --report-only` leaves out stale runs.')
+    if agg.outside_spec:
+        lines.append(f'{_counted(agg.outside_spec, "finished run")} outside this spec (other scenarios, models or '
+                     'seeds) are not shown.')
     stale = [run for run in missing if run in set(agg.stale)]
     if stale:
         lines.append(f'Stale, left out of every table: {_counted(len(stale), "run")} whose result was made from other '
@@ -748,16 +762,22 @@ def _latest_spec(out_dir):
         return {}
 
 
-def write_report(out_dir, records=None, scenario_order=None, model_order=None, stale=()):
+def write_report(out_dir, records=None, scenario_order=None, model_order=None, stale=None, planned=None):
     """Write table.md, table.csv, figure1.png and kshot.png into ``out_dir``; returns their paths and the
     Markdown text (``{'markdown', 'table_md', 'table_csv', 'figure1', 'kshot', 'aggregate'}``). ``stale``: the
     (scenario, model, seed) whose last record was made from other inputs than the spec's now; they are left out
-    of every table and listed in the coverage section."""
+    of every table and listed in the coverage section (None: not checked, as when the report is made from
+    results.jsonl alone). ``planned``: the spec's (scenario, model, seed); other records are left out."""
     if records is None:
         records = load_records(os.path.join(out_dir, RESULTS_FILE))
-    stale = sorted(set(stale))
-    if records and stale:
-        records = [r for r in latest_records(records) if run_key(r) not in set(stale)]
+    checked = stale is not None
+    stale = sorted(set(stale or ()))
+    outside = 0
+    if records and (stale or planned is not None):
+        records = latest_records(records)
+        kept = [r for r in records if planned is None or run_key(r) in planned]
+        outside = len(records) - len(kept)
+        records = [r for r in kept if run_key(r) not in set(stale)]
         if not records:
             raise FileNotFoundError(f'Every finished run in {out_dir} is stale (made from other inputs than now): '
                                     'nothing to report; run the benchmark without --report-only to redo them.')
@@ -767,7 +787,7 @@ def write_report(out_dir, records=None, scenario_order=None, model_order=None, s
     if scenario_order is None and model_order is None:
         scenario_order, model_order = spec.get('scenario_labels') or [], spec.get('models') or []
     agg = aggregate(records, scenario_order=scenario_order, model_order=model_order)
-    agg.stale = stale
+    agg.stale, agg.stale_checked, agg.outside_spec = stale, checked, outside
     figures = {'Figure 1': plot_figure1(agg, os.path.join(out_dir, 'figure1.png')),
                'K-shot': plot_kshot(agg, os.path.join(out_dir, 'kshot.png'))}
     markdown = render_markdown(agg, figures, spec)

@@ -111,7 +111,7 @@ def keyed_records(records, warn=True):
     for number, record in enumerate(records, 1):
         try:
             run_key(record)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             if warn:
                 warnings.warn(f'results record {number} has no valid scenario/model/seed '
                               f'(seed {record.get("seed")!r}); ignored.', ResultsFileWarning, stacklevel=2)

@@ -560,7 +560,8 @@ def run_benchmark(spec: BenchmarkSpec, run_fn=run_one, report=True, progress=Non
         redone = {results_io.run_key(r) for r in summary['finished']}
         summary['report'] = write_report(out_dir, scenario_order=[t['scenario'] for t in tasks],
                                          model_order=list(spec.models),
-                                         stale=[key for key in stale if key not in redone])
+                                         stale=[key for key in stale if key not in redone],
+                                         planned={(t['scenario'], t['model'], t['seed']) for t in tasks})
     return summary
 
 

@@ -322,27 +322,32 @@ def config_hash(scenario, model, overrides, config_files_sha, trials, kshot, inp
 def raw_data_sha(scenario, raw_data_path):
     """sha256 of every raw file the scenario reads from ``raw_data_path`` (the run's, after the scenario file's
     own value; the converter's list of files; memoised per file)."""
-    from recbole_tmcdr.data import file_sha256, scenario_raw_files
+    from recbole_tmcdr.data import ScenarioDataError, file_sha256, scenario_raw_files
     content = load_yaml(Path(scenario.path())) or {}
     block = content.get('scenario') if isinstance(content, dict) else None
     if not block:
         return []
-    return [file_sha256(f) for f in scenario_raw_files(block, raw_data_path)]
+    try:
+        return [file_sha256(f) for f in scenario_raw_files(block, raw_data_path)]
+    except ScenarioDataError as error:  # e.g. --report-only on a machine that holds the results only
+        return [f'missing: {error}']
 
 
 _CODE_SHA = {}
+# Modules that only read finished results: changing them leaves every result valid.
+REPORT_ONLY_SOURCES = frozenset({'benchmark/report.py', 'benchmark/stats.py', 'benchmark/paper.py', 'cli.py'})
 
 
 def code_sha():
-    """sha256 over the plugin's source that can change a result (everything but the benchmark's own
-    reporting and dispatch, ``recbole_tmcdr/benchmark/``), and the toolkit versions."""
+    """sha256 over the plugin's source that can change a result (everything but the report's modules), and the
+    toolkit versions."""
     if 'sha' not in _CODE_SHA:
         import importlib.metadata as metadata
         from recbole_tmcdr.config import PACKAGE_DIR
         digest = hashlib.sha256()
         for path in sorted(Path(PACKAGE_DIR).rglob('*.py')):
             relative = path.relative_to(PACKAGE_DIR).as_posix()
-            if not relative.startswith('benchmark/'):
+            if relative not in REPORT_ONLY_SOURCES:
                 digest.update(relative.encode() + b'\0' + path.read_bytes() + b'\0')
         for package in ('recbole', 'recbole-cdr', 'torch'):
             try:

@@ -85,8 +85,8 @@ class PairedTest:
 
 def paired_test(a_by_seed, b_by_seed, alternative='two-sided'):
     """Paired t-test of a vs b over their common seeds (``alternative`` as in ``scipy.stats.ttest_rel``: 'greater'
-    tests a > b). No test (p None) below :data:`MIN_PAIRS` pairs; when every difference is equal scipy gives NaN,
-    which is reported as no test too. The CI is two-sided 95% whatever the alternative."""
+    tests a > b). No test (p None) below :data:`MIN_PAIRS` pairs or when every difference is the same (the t
+    statistic is then 0/0 or infinite). The CI is two-sided 95% whatever the alternative."""
     seeds = sorted(set(a_by_seed) & set(b_by_seed))
     a = np.array([a_by_seed[s] for s in seeds], dtype=float)
     b = np.array([b_by_seed[s] for s in seeds], dtype=float)
@@ -94,7 +94,7 @@ def paired_test(a_by_seed, b_by_seed, alternative='two-sided'):
     if not seeds:
         return result
     result.diff = float((a - b).mean())
-    if len(seeds) < MIN_PAIRS:
+    if len(seeds) < MIN_PAIRS or np.ptp(a - b) == 0:  # equal differences: t is 0/0 or infinite, no test
         return result
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', RuntimeWarning)

@@ -74,8 +74,10 @@ class ColdStartTrainer(CrossDomainTrainer):
         self.pretrain_cache = TensorCache(os.path.join(config['cache_dir'] or default_cache_dir(), 'pretrained'))
         self.best_state = None
         self.phase_steps = 0     # optimizer steps of the current phase (for the bridge: outer steps)
-        self.bridge_history = []  # per validated bridge epoch: epoch, loss, valid score, steps so far (+ diagnostics)
-        self.best_epoch = None
+        self.bridge_history = []  # per validated bridge epoch: stage, epoch, loss, valid score, steps (+ diagnostics)
+        self.bridge_stage = 'bridge'  # MetaTrainer: 'warm_start', then 'meta'
+        self.best_epoch = self.best_stage = None
+        self.epochs_run = {}  # stage -> epochs trained
         self.epoch_diagnostics = {}  # extra per-epoch values a subclass measures (MetaTrainer: inner step)
         # RecBole's name, <model>-<time to the second>.pth, is shared by runs started in the same second in one
         # directory, and the final test reloads it: each run would test the model of whichever saved last.
@@ -118,6 +120,7 @@ class ColdStartTrainer(CrossDomainTrainer):
     def _check_nan(self, loss):
         self.current_step += 1
         self.phase_steps += 1
+        self.epochs_run[self.bridge_stage] = self.current_epoch + 1
         if not torch.isfinite(loss).all():
             learning_rate = self.optimizer.param_groups[0]['lr']
             raise FloatingPointError(
@@ -138,6 +141,8 @@ class ColdStartTrainer(CrossDomainTrainer):
             # before it trained or were loaded from the pre-training cache (they consume different randomness).
             init_seed(self.config['seed'] + phase_idx, self.config['reproducibility'])
             self.phase_steps = 0
+            if not self.is_pretraining(phase):
+                self.bridge_history, self.best_epoch, self.best_stage, self.epochs_run = [], None, None, {}
             pretraining = self.is_pretraining(phase)
             learning_rate = self.config['pretrain_learning_rate'] if pretraining else self.learning_rate
             self.optimizer = self._build_optimizer(params=params, learning_rate=learning_rate)
@@ -203,13 +208,16 @@ class ColdStartTrainer(CrossDomainTrainer):
 
     # ----- bridge (mapping / meta) phase
     def training_summary(self):
-        """How the (last) bridge stage went: its best validated epoch, epochs and optimizer steps run, whether it
-        stopped on patience, and the per-epoch history, for the result line."""
+        """How the bridge phase went: its best validated epoch (and stage, e.g. TMCDR's warm start or meta stage),
+        the epochs and optimizer steps run, whether the last stage stopped on patience, and the per-epoch history,
+        for the result line."""
         history = self.bridge_history
-        best = next((h for h in history if h['epoch'] == self.best_epoch), None)
-        return {'best_epoch': self.best_epoch, 'epochs_run': len(history), 'max_epochs': self.epochs,
-                'steps': history[-1]['steps'] if history else 0, 'steps_at_best': best['steps'] if best else None,
-                'stopped_on_patience': bool(history) and history[-1]['epoch'] + 1 < self.epochs, 'history': history}
+        best = next((h for h in history if (h['stage'], h['epoch']) == (self.best_stage, self.best_epoch)), None)
+        last_stage = history[-1]['stage'] if history else None
+        epochs_run = self.epochs_run.get(last_stage, 0)
+        return {'best_epoch': self.best_epoch, 'best_stage': self.best_stage, 'epochs_run': epochs_run,
+                'max_epochs': self.epochs, 'steps': self.phase_steps, 'steps_at_best': best['steps'] if best else None,
+                'stopped_on_patience': bool(history) and epochs_run < self.epochs, 'history': history}
 
     def bridge_loader(self, train_data):
         return WarmUserLoader(self.model.warm_overlap_users, self.config['mapping_batch_size'])
@@ -224,16 +232,17 @@ class ColdStartTrainer(CrossDomainTrainer):
         users; the best state is also kept in memory (so ``saved=False`` still ends on the best model)."""
 
         def remember_best(epoch_idx, valid_score):
-            self.bridge_history.append({'epoch': epoch_idx, 'loss': float(self.train_loss_dict.get(epoch_idx, 0.0)),
+            self.bridge_history.append({'stage': self.bridge_stage, 'epoch': epoch_idx,
+                                        'loss': float(self.train_loss_dict.get(epoch_idx, 0.0)),
                                         'valid_score': float(valid_score), 'steps': self.phase_steps,
                                         **self.epoch_diagnostics})
             if self.cur_step == 0:  # early_stopping() just recorded a new best
                 self.best_state = copy.deepcopy(self.model.state_dict())
-                self.best_epoch = epoch_idx
+                self.best_epoch, self.best_stage = epoch_idx, self.bridge_stage
             if callback_fn:
                 callback_fn(epoch_idx, valid_score)
 
-        self.bridge_history, self.best_epoch, self.epoch_diagnostics = [], None, {}
+        self.epoch_diagnostics = {}
 
         Trainer.fit(self, loader, valid_data, verbose=verbose, saved=saved, show_progress=show_progress,
                     callback_fn=remember_best)

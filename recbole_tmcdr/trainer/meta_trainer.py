@@ -145,6 +145,7 @@ class MetaTrainer(ColdStartTrainer):
     def _fit_bridge(self, train_data, valid_data, verbose, saved, show_progress, callback_fn):
         warm_start_epochs = self.config['meta_warm_start_epochs'] or 0
         if warm_start_epochs > 0:
+            self.bridge_stage = 'warm_start'
             self.model.freeze_pretrained()
             meta_epochs, self.epochs = self.epochs, warm_start_epochs
             self.logger.info(f'Warm start of theta with the EMCDR objective: {warm_start_epochs} epochs at most')
@@ -155,6 +156,7 @@ class MetaTrainer(ColdStartTrainer):
             # the meta stage: a fresh optimizer and patience, the best score so far is kept
             self.epochs, self.start_epoch, self.cur_step = meta_epochs, 0, 0
             self.optimizer = self._build_optimizer(params=self.model.phase_parameters(self.model.phase))
+        self.bridge_stage = 'meta'
         super()._fit_bridge(train_data, valid_data, verbose, saved, show_progress, callback_fn)
 
     # ----- per meta epoch: how far the inner step moves theta, and the validation score at theta and at theta'
