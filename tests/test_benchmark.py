@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from recbole_tmcdr.benchmark import figures as figures_mod
 from recbole_tmcdr.benchmark import report as report_mod
 from recbole_tmcdr.benchmark import results as results_io
 from recbole_tmcdr.benchmark import runner
@@ -171,8 +172,10 @@ def test_report_files_render(tmp_path):
     for line in lines:
         results_io.append_record(tmp_path / 'results.jsonl', line)
     out = report_mod.write_report(str(tmp_path))
-    for name in ('table.md', 'table.csv', 'figure1.png', 'kshot.png'):
+    for name in ('table.md', 'table.csv', 'figure1.png', 'kshot.png', 'differences.png'):
         assert (tmp_path / name).stat().st_size > 0, name
+    from PIL import Image
+    assert Image.open(tmp_path / 'differences.png').size[0] == 1000  # readable at page width
     markdown = (tmp_path / 'table.md').read_text()
     assert markdown == out['markdown']
     # the paper's numbers for its scenario 6 next to ours
@@ -181,7 +184,7 @@ def test_report_files_render(tmp_path):
     assert '## TMCDR_X vs EMCDR_X' in markdown
     header = (tmp_path / 'table.csv').read_text().splitlines()[0]
     assert 'douban_music_book/uauc/mean' in header and 'ml_genre/ndcg@10/ci95' in header
-    assert report_mod.figure1_pairs(out['aggregate']) == [('MF', 'EMCDR_MF', 'TMCDR_MF'),
+    assert figures_mod.figure1_pairs(out['aggregate']) == [('MF', 'EMCDR_MF', 'TMCDR_MF'),
                                                           ('CML', 'SSCDR', 'TMCDR_CML')]
 
 

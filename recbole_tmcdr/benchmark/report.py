@@ -11,6 +11,8 @@ Reads ``OUT/results.jsonl`` (the last line of each (scenario, model, seed)) and 
   transfer, where a one-sided paired test (Holm-adjusted over the transfer models) finds a model's test AUC
   below the best target-only floor (``TargetPop``, ``Pop``, ``BPR`` or any other target-only model run). Then the p-values, the paper's numbers next to
   ours where the scenario is one of the paper's, K-shot results, chosen hyperparameters and run times.
+* ``differences.png``: per scenario, the paired difference TMCDR_X - baseline with its 95% CI, and the best
+  target-only floor's difference to the same baseline.
 * ``figure1.png``: EMCDR_X vs TMCDR_X (SSCDR vs TMCDR_CML) per scenario, X in MF, BPR, ListRankMF, CML, with
   95% CI error bars (the paper's Figure 1).
 * ``kshot.png``: metric vs K per model, when K-shot results exist.
@@ -21,7 +23,6 @@ import csv
 import math
 import os
 import sys
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -646,110 +647,6 @@ def write_csv(agg, path, metrics=METRICS):
             writer.writerow(row)
 
 
-# ----- figures
-def _pyplot():
-    try:
-        import matplotlib
-    except ImportError:
-        warnings.warn('matplotlib is not installed: no figure (pip install matplotlib).', stacklevel=3)
-        return None
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def figure1_pairs(agg):
-    """[(X, baseline model, TMCDR model)] of the base models with at least one of the pair in the results."""
-    present = set(agg.models)
-    pairs = []
-    for base in BASE_MODELS:
-        tmcdr = f'TMCDR_{base}'
-        baseline = 'SSCDR' if base == 'CML' and 'SSCDR' in present else f'EMCDR_{base}'
-        if tmcdr in present or baseline in present:
-            pairs.append((base, baseline, tmcdr))
-    return pairs
-
-
-def _zoomed_ylim(ax, lows, highs):
-    if not lows:
-        return
-    low, high = min(lows), max(highs)
-    span = max(high - low, 0.02)
-    ax.set_ylim(max(0.0, low - 0.6 * span), min(1.0, high + 0.3 * span) if high <= 1 else high + 0.3 * span)
-
-
-def plot_figure1(agg, path, metrics=METRICS):
-    pairs = figure1_pairs(agg)
-    plt = _pyplot()
-    if not pairs or plt is None:
-        return None
-    width_per_pair = max(3.4, 0.9 * len(agg.scenarios) + 1.4)
-    fig, axes = plt.subplots(len(metrics), len(pairs), figsize=(width_per_pair * len(pairs) + 0.6,
-                                                                 2.9 * len(metrics) + 0.5), squeeze=False)
-    width = 0.38
-    x = np.arange(len(agg.scenarios))
-    for col, (base, baseline, tmcdr) in enumerate(pairs):
-        for row, (name, key) in enumerate(metrics):
-            ax = axes[row][col]
-            lows, highs = [], []
-            for offset, model, color in ((-width / 2, baseline, '#8c8c8c'), (width / 2, tmcdr, '#d62728')):
-                summaries = [agg.summary(s, model, key) for s in agg.scenarios]
-                means = [s.mean if s else np.nan for s in summaries]
-                errors = [(s.half_width or 0.0) if s else 0.0 for s in summaries]
-                ax.bar(x + offset, means, width, yerr=errors, capsize=3, label=model, color=color)
-                lows += [s.low for s in summaries if s]
-                highs += [s.high for s in summaries if s]
-            _zoomed_ylim(ax, lows, highs)
-            ax.set_xticks(x)
-            ax.set_xlim(-0.7, len(agg.scenarios) - 0.3)
-            ax.set_xticklabels(agg.scenarios, rotation=20, ha='right', fontsize=8)
-            if col == 0:
-                ax.set_ylabel(name)
-            if row == 0:
-                ax.set_title(f'{base}: {baseline} vs {tmcdr}', fontsize=9)
-                ax.legend(fontsize=7, loc='lower right')
-            ax.grid(axis='y', alpha=0.3)
-    fig.suptitle('Cold test users, mean ± 95% CI over seeds\n(cf. the TMCDR paper, Figure 1)', fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def plot_kshot(agg, path, metrics=METRICS):
-    plt = _pyplot()
-    scenarios = [s for s in agg.scenarios if any(pair[0] == s for pair in agg.kshot)]
-    if not scenarios or plt is None:
-        return None
-    fig, axes = plt.subplots(len(metrics), len(scenarios), figsize=(4.5 * len(scenarios) + 1, 3.2 * len(metrics)),
-                             squeeze=False)
-    for col, scenario in enumerate(scenarios):
-        for row, (name, key) in enumerate(metrics):
-            ax = axes[row][col]
-            for model in agg.models:
-                per_k = agg.kshot.get((scenario, model))
-                if not per_k:
-                    continue
-                ks = [k for k in per_k if per_k[k].get(key)]
-                summaries = [per_k[k][key] for k in ks]
-                ax.errorbar(ks, [s.mean for s in summaries], yerr=[s.half_width or 0.0 for s in summaries],
-                            marker='o', capsize=3, label=model, linestyle='--' if is_target_only(model) else '-')
-            all_ks = sorted({k for model in agg.models for k in agg.kshot.get((scenario, model), {})})
-            ax.set_xticks(all_ks)
-            ax.set_xlabel('K revealed target interactions')
-            if col == 0:
-                ax.set_ylabel(name)
-            if row == 0:
-                ax.set_title(scenario, fontsize=10)
-            ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1.0))
-    fig.suptitle('K-shot warm-up of cold test users\n(mean ± 95% CI over seeds)', fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
 # ----- entry points
 def _latest_spec(out_dir):
     """``spec.yaml`` of the latest benchmark invocation in ``out_dir`` ({} if none or unreadable)."""
@@ -788,7 +685,9 @@ def write_report(out_dir, records=None, scenario_order=None, model_order=None, s
         scenario_order, model_order = spec.get('scenario_labels') or [], spec.get('models') or []
     agg = aggregate(records, scenario_order=scenario_order, model_order=model_order)
     agg.stale, agg.stale_checked, agg.outside_spec = stale, checked, outside
-    figures = {'Figure 1': plot_figure1(agg, os.path.join(out_dir, 'figure1.png')),
+    from recbole_tmcdr.benchmark.figures import plot_figure1, plot_kshot, plot_pair_differences
+    figures = {'TMCDR_X - baseline': plot_pair_differences(agg, os.path.join(out_dir, 'differences.png')),
+               'Figure 1': plot_figure1(agg, os.path.join(out_dir, 'figure1.png')),
                'K-shot': plot_kshot(agg, os.path.join(out_dir, 'kshot.png'))}
     markdown = render_markdown(agg, figures, spec)
     paths = {'table_md': os.path.join(out_dir, 'table.md'), 'table_csv': os.path.join(out_dir, 'table.csv')}

@@ -55,7 +55,9 @@ def with_gradient(value, params, grads):
     return value.detach() + (linear - linear.detach())
 
 
-@register_model('TMCDR_MF', 'TMCDR_BPR', 'TMCDR_ListRankMF', 'TMCDR_CML')
+# TMCDRPaperStep_X: the paper's literal inner step (summed loss, lambda 0.005), an ablation row next to TMCDR_X
+@register_model('TMCDR_MF', 'TMCDR_BPR', 'TMCDR_ListRankMF', 'TMCDR_CML',
+                'TMCDRPaperStep_MF', 'TMCDRPaperStep_BPR', 'TMCDRPaperStep_ListRankMF', 'TMCDRPaperStep_CML')
 class TMCDR(CrossDomainMappingRecommender):
     """Meta network f_theta over frozen pre-trained embeddings, trained task-oriented with MAML."""
 

@@ -1,0 +1,156 @@
+"""Figures of a benchmark report: the paired differences of the compared pairs, the paper's Figure 1, K-shot."""
+
+import warnings
+
+import numpy as np
+
+from recbole_tmcdr.benchmark.report import BASE_MODELS, METRICS, is_target_only
+from recbole_tmcdr.benchmark.stats import paired_test
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        warnings.warn('matplotlib is not installed: no figure (pip install matplotlib).', stacklevel=3)
+        return None
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def figure1_pairs(agg):
+    """[(X, baseline model, TMCDR model)] of the base models with at least one of the pair in the results."""
+    present = set(agg.models)
+    pairs = []
+    for base in BASE_MODELS:
+        tmcdr = f'TMCDR_{base}'
+        baseline = 'SSCDR' if base == 'CML' and 'SSCDR' in present else f'EMCDR_{base}'
+        if tmcdr in present or baseline in present:
+            pairs.append((base, baseline, tmcdr))
+    return pairs
+
+
+def _zoomed_ylim(ax, lows, highs):
+    if not lows:
+        return
+    low, high = min(lows), max(highs)
+    span = max(high - low, 0.02)
+    ax.set_ylim(max(0.0, low - 0.6 * span), min(1.0, high + 0.3 * span) if high <= 1 else high + 0.3 * span)
+
+
+def plot_figure1(agg, path, metrics=METRICS):
+    pairs = figure1_pairs(agg)
+    plt = _pyplot()
+    if not pairs or plt is None:
+        return None
+    width_per_pair = max(3.4, 0.9 * len(agg.scenarios) + 1.4)
+    fig, axes = plt.subplots(len(metrics), len(pairs), figsize=(width_per_pair * len(pairs) + 0.6,
+                                                                 2.9 * len(metrics) + 0.5), squeeze=False)
+    width = 0.38
+    x = np.arange(len(agg.scenarios))
+    for col, (base, baseline, tmcdr) in enumerate(pairs):
+        for row, (name, key) in enumerate(metrics):
+            ax = axes[row][col]
+            lows, highs = [], []
+            for offset, model, color in ((-width / 2, baseline, '#8c8c8c'), (width / 2, tmcdr, '#d62728')):
+                summaries = [agg.summary(s, model, key) for s in agg.scenarios]
+                means = [s.mean if s else np.nan for s in summaries]
+                errors = [(s.half_width or 0.0) if s else 0.0 for s in summaries]
+                ax.bar(x + offset, means, width, yerr=errors, capsize=3, label=model, color=color)
+                lows += [s.low for s in summaries if s]
+                highs += [s.high for s in summaries if s]
+            _zoomed_ylim(ax, lows, highs)
+            ax.set_xticks(x)
+            ax.set_xlim(-0.7, len(agg.scenarios) - 0.3)
+            ax.set_xticklabels(agg.scenarios, rotation=20, ha='right', fontsize=8)
+            if col == 0:
+                ax.set_ylabel(name)
+            if row == 0:
+                ax.set_title(f'{base}: {baseline} vs {tmcdr}', fontsize=9)
+                ax.legend(fontsize=7, loc='lower right')
+            ax.grid(axis='y', alpha=0.3)
+    fig.suptitle('Cold test users, mean ± 95% CI over seeds\n(cf. the TMCDR paper, Figure 1)', fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_kshot(agg, path, metrics=METRICS):
+    plt = _pyplot()
+    scenarios = [s for s in agg.scenarios if any(pair[0] == s for pair in agg.kshot)]
+    if not scenarios or plt is None:
+        return None
+    fig, axes = plt.subplots(len(metrics), len(scenarios), figsize=(4.5 * len(scenarios) + 1, 3.2 * len(metrics)),
+                             squeeze=False)
+    for col, scenario in enumerate(scenarios):
+        for row, (name, key) in enumerate(metrics):
+            ax = axes[row][col]
+            for model in agg.models:
+                per_k = agg.kshot.get((scenario, model))
+                if not per_k:
+                    continue
+                ks = [k for k in per_k if per_k[k].get(key)]
+                summaries = [per_k[k][key] for k in ks]
+                ax.errorbar(ks, [s.mean for s in summaries], yerr=[s.half_width or 0.0 for s in summaries],
+                            marker='o', capsize=3, label=model, linestyle='--' if is_target_only(model) else '-')
+            all_ks = sorted({k for model in agg.models for k in agg.kshot.get((scenario, model), {})})
+            ax.set_xticks(all_ks)
+            ax.set_xlabel('K revealed target interactions')
+            if col == 0:
+                ax.set_ylabel(name)
+            if row == 0:
+                ax.set_title(scenario, fontsize=10)
+            ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1.0))
+    fig.suptitle('K-shot warm-up of cold test users\n(mean ± 95% CI over seeds)', fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_pair_differences(agg, path, metrics=METRICS):
+    """One row of panels per scenario, one panel per metric: for each compared pair (TMCDR_X vs EMCDR_X, TMCDR_CML vs
+    SSCDR) the paired difference TMCDR_X - baseline with its 95% CI (red), and the best target-only floor's
+    paired difference to the same baseline (grey): a baseline below the floor shows as a grey mark right of 0.
+    About 1000 px wide."""
+    plt = _pyplot()
+    by_scenario = {}
+    for c in agg.comparisons:
+        by_scenario.setdefault(c.scenario, []).append(c)
+    if not by_scenario or plt is None:
+        return None
+    fig, axes = plt.subplots(len(by_scenario), len(metrics), figsize=(10, 0.5 + 1.9 * len(by_scenario)),
+                             squeeze=False)
+    for row, (scenario, comparisons) in enumerate(by_scenario.items()):
+        floor = max(agg.floors.get(scenario) or [(None, 0)], key=lambda item: item[1])[0]
+        for col, (name, key) in enumerate(metrics):
+            ax = axes[row][col]
+            shown = [c for c in comparisons if c.key == key]
+            for y, c in enumerate(shown):
+                test = c.test
+                if test.ci_low is not None:
+                    ax.errorbar(test.diff, y, xerr=[[test.diff - test.ci_low], [test.ci_high - test.diff]], fmt='o',
+                                color='#d62728', capsize=3)
+                elif test.diff is not None:
+                    ax.plot(test.diff, y, 'o', color='#d62728')
+                floor_cell, base_cell = agg.summary(scenario, floor, key), agg.summary(scenario, c.baseline, key)
+                if floor_cell and base_cell:
+                    floor_diff = paired_test(floor_cell.by_seed, base_cell.by_seed).diff
+                    if floor_diff is not None:
+                        ax.plot(floor_diff, y, 'x', color='#7f7f7f', markersize=7)
+            ax.axvline(0.0, color='black', linewidth=0.8)
+            ax.set_yticks(range(len(shown)))
+            ax.set_yticklabels([f'{c.tmcdr} − {c.baseline}' for c in shown], fontsize=8)
+            ax.set_ylim(-0.6, len(shown) - 0.4)
+            ax.invert_yaxis()
+            ax.grid(axis='x', alpha=0.3)
+            ax.set_title(f'{scenario}: Δ{name}' + (f' (× = {floor})' if floor else ''), fontsize=9)
+    fig.suptitle('Paired difference to the baseline on cold test users, mean and 95% CI over seeds '
+                 '(×: the best target-only floor − the same baseline)', fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
