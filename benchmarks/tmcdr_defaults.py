@@ -1,6 +1,6 @@
 """Summary of the TMCDR defaults sweep (benchmarks/specs/tmcdr_defaults_sweep.yaml) on the cold VALIDATION users.
 
-    python benchmarks/tmcdr_defaults.py runs/tmcdr_defaults_sweep > docs/tmcdr_defaults/RESULTS.md
+    python benchmarks/tmcdr_defaults.py OUT_DIR [OUT_DIR ...]    # benchmark directories of the sweep's specs
 
 Per scenario and base model: EMCDR_X's validation score, and TMCDR_X's for each inner step size (mean ± sd over
 seeds), the best validated meta epoch, the outer steps run and the inner-step ratio ||lambda grad L_a|| / ||theta||
@@ -40,10 +40,11 @@ def setting_label(params):
     return ', '.join(f'{k}={v}' for k, v in inner.items()) or 'default'
 
 
-def sweep_rows(out_dir):
-    rows = []
-    with open(os.path.join(out_dir, 'results.jsonl'), encoding='utf-8') as f:
-        records = [json.loads(line) for line in f if line.strip()]
+def sweep_rows(out_dirs):
+    rows, records = [], []
+    for out_dir in out_dirs:
+        with open(os.path.join(out_dir, 'results.jsonl'), encoding='utf-8') as f:
+            records += [json.loads(line) for line in f if line.strip()]
     for record in records:
         family, base = record['model'].split('_', 1)
         logs = trial_logs(record['run_dir']) if family == 'TMCDR' else []
@@ -88,4 +89,4 @@ def markdown(tmcdr):
 
 
 if __name__ == '__main__':
-    print(markdown(summary(sweep_rows(sys.argv[1] if len(sys.argv) > 1 else 'runs/tmcdr_defaults_sweep'))))
+    print(markdown(summary(sweep_rows(sys.argv[1:] or ['runs/tmcdr_defaults_sweep']))))

@@ -26,3 +26,16 @@ def test_tiny_cli_run(tiny_scenario, capsys):
     result = json.loads(printed[printed.index('{'):])
     assert result['model'] == 'EMCDR_MF'
     assert set(result['cold_test']) >= {'uauc', 'gauc', 'ndcg@10', 'recall@10', 'hit@10', 'mrr@10'}
+
+
+def test_a_settings_error_is_one_line_with_exit_code_2(tiny_scenario, capsys):
+    import pytest
+    from recbole_tmcdr.validation import ConfigError
+    args = ['--model', 'EMCDR_MF', '--config_files', str(tiny_scenario), '--train_batch_size=-5']
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    error = capsys.readouterr().err
+    assert stop.value.code == 2 and error.count('\n') == 1
+    assert error.startswith("recbole-tmcdr: error: The 'train_batch_size' parameter") and 'Traceback' not in error
+    with pytest.raises(ConfigError):
+        main(args + ['--debug'])
