@@ -15,9 +15,11 @@ install: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=23"
-	# The toolkit, without its unsatisfiable scipy==1.6.0 pin (versions from setup.cfg).
-	$(PY) -m pip install --quiet --no-deps $$($(PY) -c "import configparser; c = configparser.ConfigParser(); c.read('setup.cfg'); print(' '.join(c['recbole_tmcdr.toolkit']['no_deps_requirements'].split()))")
 	$(PY) -m pip install --quiet -e ".[test]"
+	@# The toolkit last and without its unsatisfiable scipy==1.6.0 pin (versions from setup.cfg): installed
+	@# after everything else, pip has no later step that would report that pin as a conflict.
+	@echo "installing the toolkit (recbole, recbole-cdr) without its dependencies"
+	@$(PY) -m pip install --quiet --no-deps $$($(PY) -c "import configparser; c = configparser.ConfigParser(); c.read('setup.cfg'); print(' '.join(c['recbole_tmcdr.toolkit']['no_deps_requirements'].split()))")
 	touch $(STAMP)
 
 demo: $(STAMP)

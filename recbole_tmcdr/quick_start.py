@@ -8,7 +8,7 @@ and, when ``kshot`` is set (e.g. ``[0, 1, 3, 5, 10]``), ``kshot_results``: metri
 
 from logging import getLogger
 
-from recbole.utils import init_logger, init_seed, set_color
+from recbole.utils import dict2str, init_logger, init_seed, set_color
 from recbole_cdr.config import CDRConfig
 from recbole_cdr.data import data_preparation
 
@@ -53,13 +53,13 @@ def run_recbole_cdr(model=None, dataset=None, config_file_list=None, config_dict
         train_data, valid_data, saved=saved, show_progress=config['show_progress'])
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config['show_progress'])
 
-    logger.info(set_color('best valid ', 'yellow') + f': {best_valid_result}')
-    logger.info(set_color('test result', 'yellow') + f': {test_result}')
+    logger.info(set_color('best valid ', 'yellow') + f': {dict2str(best_valid_result)}')
+    logger.info(set_color('test result', 'yellow') + f': {dict2str(test_result)}')
     extra = {}
     if config['kshot']:
         extra['kshot_results'] = evaluate_kshot(trainer, test_data, ks=config['kshot'])
         for k, metrics in extra['kshot_results'].items():
-            logger.info(set_color(f'K-shot K={k}', 'yellow') + f': {metrics}')
+            logger.info(set_color(f'K-shot K={k}', 'yellow') + f': {dict2str(metrics)}')
     return {
         'best_valid_score': best_valid_score,
         'valid_score_bigger': config['valid_metric_bigger'],
