@@ -358,8 +358,33 @@ def fix_recbole_graph_models_scipy_dok():
             module.sp = ModuleWithOverrides(scipy.sparse, {'dok_matrix': DokMatrixWithUpdate})
 
 
+def _fill_nan(self):
+    """RecBole 1.0.1's ``Dataset._fill_nan`` with assignment instead of ``fillna(inplace=True)`` on a column, which
+    pandas 2 warns about on every run (FutureWarning: chained assignment) and pandas 3 silently ignores."""
+    from recbole.utils import FeatureType
+    for feat_name in self.feat_name_list:
+        feat = getattr(self, feat_name)
+        for field in feat:
+            ftype = self.field2type[field]
+            if ftype == FeatureType.TOKEN:
+                feat[field] = feat[field].fillna(value=0)
+            elif ftype == FeatureType.FLOAT:
+                feat[field] = feat[field].fillna(value=feat[field].mean())
+            else:
+                dtype = numpy.int64 if ftype == FeatureType.TOKEN_SEQ else numpy.float64
+                feat[field] = feat[field].apply(lambda x: numpy.array([], dtype=dtype) if isinstance(x, float) else x)
+
+
+@_once
+def fix_recbole_fill_nan_chained_assignment():
+    from recbole.data.dataset import Dataset
+    _remember(Dataset, '_fill_nan', 'recbole.data.dataset.Dataset._fill_nan')
+    Dataset._fill_nan = _fill_nan
+
+
 FIXES = [
     fix_numpy_removed_aliases,
+    fix_recbole_fill_nan_chained_assignment,
     fix_recbole_graph_models_scipy_dok,
     fix_cdr_sampled_eval_loader_fields,
     fix_cdr_trainer_eval_fields,

@@ -343,3 +343,27 @@ def test_fix_recbole_graph_models_scipy_dok(monkeypatch):
     monkeypatch.setattr(lightgcn, 'sp', scipy.sparse)
     with pytest.raises(AttributeError, match='_update'):
         lightgcn.sp.dok_matrix((3, 3))._update({(0, 1): 1.0})
+
+
+def test_fix_recbole_fill_nan_chained_assignment(monkeypatch):
+    import logging
+    import warnings
+    from types import SimpleNamespace
+    from recbole.data.dataset import Dataset
+    from recbole.utils import FeatureType
+    from recbole_tmcdr.compat import ORIGINALS
+
+    def dataset_with_gaps():
+        feat = pd.DataFrame({'item_id': [1.0, None, 3.0], 'price': [1.0, None, 3.0]})
+        return SimpleNamespace(feat_name_list=['inter_feat'], inter_feat=feat, logger=logging.getLogger('test'),
+                               field2type={'item_id': FeatureType.TOKEN, 'price': FeatureType.FLOAT})
+
+    fixed = dataset_with_gaps()
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', FutureWarning)
+        Dataset._fill_nan(fixed)
+    assert fixed.inter_feat['item_id'].tolist() == [1.0, 0.0, 3.0] and fixed.inter_feat['price'].tolist()[1] == 2.0
+    with pytest.warns(FutureWarning, match='chained assignment'):  # RecBole's own method
+        with warnings.catch_warnings():
+            warnings.simplefilter('always', FutureWarning)
+            ORIGINALS['recbole.data.dataset.Dataset._fill_nan'](dataset_with_gaps())
