@@ -359,8 +359,7 @@ def fix_recbole_graph_models_scipy_dok():
 
 
 def _fill_nan(self):
-    """RecBole 1.0.1's ``Dataset._fill_nan`` with assignment instead of ``fillna(inplace=True)`` on a column, which
-    pandas 2 warns about on every run (FutureWarning: chained assignment) and pandas 3 silently ignores."""
+    """RecBole 1.0.1's ``Dataset._fill_nan``, assigning instead of a chained ``fillna(inplace=True)`` (pandas 2 warns)."""
     from recbole.utils import FeatureType
     for feat_name in self.feat_name_list:
         feat = getattr(self, feat_name)
