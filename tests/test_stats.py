@@ -86,3 +86,14 @@ def test_every_transfer_model_is_in_the_negative_transfer_family():
     tests = {model: test for model, *_, test in agg.below_floor['s']}
     assert set(tests) == {'EMCDR_MF', 'EMCDR_MFori'}  # the model above the floor is tested too
     assert tests['EMCDR_MFori'].p_holm == pytest.approx(2 * tests['EMCDR_MFori'].p)
+
+
+def test_cost_section_separates_pretraining_and_says_when_it_was_reused():
+    fresh = {'SOURCE': {'seconds': 30.0, 'reused': False}, 'TARGET': {'seconds': 20.0, 'reused': False},
+             'OVERLAP': {'seconds': 5.0}}
+    cached = {'SOURCE': {'seconds': 0.1, 'reused': True}, 'TARGET': {'seconds': 0.1, 'reused': True},
+              'OVERLAP': {'seconds': 7.0}}
+    lines = [record('s', 'TMCDR_MF', 0, 0.8, 0.3, trials=[{'params': {}, 'valid_score': 0.3, 'phases': fresh}]),
+             record('s', 'TMCDR_MF', 1, 0.8, 0.3, trials=[{'params': {}, 'valid_score': 0.3, 'phases': cached}])]
+    row = table_rows(report_mod.cost_section(report_mod.aggregate(lines)))['s']
+    assert [c.strip() for c in row.split('|')[6:9]] == ['25', '6', '1 of 2']

@@ -72,6 +72,9 @@ def test_plain_tmcdr_scores_at_theta_and_the_best_state_keeps_its_adapted_theta(
     history = run.trainer.training_summary()['history']
     assert [h['valid_score'] for h in history] == pytest.approx([h['valid_at_theta'] for h in history])
     assert 'adapted_bridge.0.weight' in run.model.state_dict()
+    phases = run.trainer.training_summary()['phases']
+    assert set(phases) == {'SOURCE', 'TARGET', 'OVERLAP'} and phases['OVERLAP']['seconds'] > 0
+    assert isinstance(phases['SOURCE']['reused'], bool) and 'reused' not in phases['OVERLAP']
 
 
 def test_diagnostics_can_be_switched_off(pipeline):

@@ -461,7 +461,7 @@ def hyperparameter_section(agg):
     for record in sorted(agg.records, key=lambda r: (agg.scenarios.index(r['scenario']),
                                                      agg.models.index(r['model']), int(r['seed']))):
         chosen = record.get('chosen') or {}
-        if not chosen and len(record.get('trials') or []) <= 1:
+        if len(record.get('trials') or []) <= 1:  # nothing was searched: the defaults are not a selection
             continue
         trials = record.get('trials') or []
         scores = ', '.join('–' if t.get('valid_score') is None else f"{t['valid_score']:.4f}" for t in trials)
@@ -498,6 +498,24 @@ def training_section(agg):
                    'stopped on patience', 'inner-step ratio at best'], rows)
 
 
+def _phase_cost(runs):
+    """Mean seconds per run spent pre-training and in the other phases (over all trials), and how many runs
+    reused every pre-training from the cache (their cost then excludes it)."""
+    pretrain, other, reused, known = [], [], 0, 0
+    for record in runs:
+        phases = [t.get('phases') for t in record.get('trials') or [] if isinstance(t.get('phases'), dict)]
+        if not phases:
+            continue
+        known += 1
+        pretrain.append(sum(p.get('seconds', 0) for ph in phases for name, p in ph.items() if 'reused' in p))
+        other.append(sum(p.get('seconds', 0) for ph in phases for name, p in ph.items() if 'reused' not in p))
+        first = [p for p in phases[0].values() if 'reused' in p]
+        reused += bool(first) and all(p['reused'] for p in first)
+    if not known:
+        return '–', '–', '–'
+    return f'{np.mean(pretrain):.0f}', f'{np.mean(other):.0f}', f'{reused} of {known}'
+
+
 def cost_section(agg):
     rows = []
     for scenario in agg.scenarios:
@@ -507,10 +525,11 @@ def cost_section(agg):
             n_trials = [len(r.get('trials') or []) for r in runs]
             if totals:
                 rows.append([scenario, model, len(runs), max(n_trials) if n_trials else 0,
-                             f'{np.mean(totals):.0f}'])
+                             f'{np.mean(totals):.0f}', *_phase_cost(runs)])
     if not rows:
         return None
-    return _table(['scenario', 'model', 'seeds', 'trials per run', 'mean seconds per run'], rows)
+    return _table(['scenario', 'model', 'seeds', 'trials per run', 'mean seconds per run', 'of which pre-training',
+                   'other phases', 'runs that reused the cached pre-training'], rows)
 
 
 def _counted(n, noun):

@@ -204,7 +204,7 @@ def run_one(task, progress=None):
                 entry.update(valid_score=score, cold_valid=_floats(result['best_valid_result']))
                 training = result.get('training') or {}
                 entry.update({k: training.get(k) for k in ('best_epoch', 'epochs_run', 'steps', 'steps_at_best',
-                                                           'stopped_on_patience') if k in training})
+                                                           'stopped_on_patience', 'phases') if k in training})
                 if score is not None and _better(score, None if chosen is None else chosen['score'],
                                                  result.get('valid_score_bigger', True)):
                     chosen_index, chosen = index, {'score': score, 'result': result}

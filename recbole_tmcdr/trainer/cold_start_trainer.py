@@ -78,6 +78,7 @@ class ColdStartTrainer(CrossDomainTrainer):
         self.bridge_stage = 'bridge'  # MetaTrainer: 'warm_start', then 'meta'
         self.best_epoch = self.best_stage = None
         self.epochs_run = {}  # stage -> epochs trained
+        self.phase_costs = {}  # phase -> seconds, and for pre-training whether the cache was reused
         self.epoch_diagnostics = {}  # extra per-epoch values a subclass measures (MetaTrainer: inner step)
         # RecBole's name, <model>-<time to the second>.pth, is shared by runs started in the same second in one
         # directory, and the final test reloads it: each run would test the model of whichever saved last.
@@ -148,11 +149,13 @@ class ColdStartTrainer(CrossDomainTrainer):
             self.optimizer = self._build_optimizer(params=params, learning_rate=learning_rate)
             self.logger.info(set_color(f'Phase {phase.value}', 'yellow') + f': {self.epochs} epochs at most, '
                              f'learning rate {learning_rate}')
+            start = time()
             if pretraining:
                 train_data.set_mode(train_mode2state[phase.value])
                 self._pretrain_phase(train_data, phase, phase_idx, verbose, show_progress)
             else:
                 self._fit_bridge(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+            self.phase_costs.setdefault(phase.value, {})['seconds'] = round(time() - start, 3)
 
         if self.best_valid_result is None and valid_data is not None:
             # Nothing was validated (e.g. a model without a bridge phase): evaluate once, keep as best.
@@ -185,6 +188,7 @@ class ColdStartTrainer(CrossDomainTrainer):
         modules = self.model.pretrained_modules(phase)
         key = self.pretrain_key(phase, phase_idx, train_data)
         cached = None if self.config['force_pretrain'] else self.pretrain_cache.load(key)
+        self.phase_costs.setdefault(phase.value, {})['reused'] = cached is not None
         if cached is not None:
             for name, module in modules.items():
                 module.weight.data.copy_(cached[name].to(module.weight.device))
@@ -217,7 +221,8 @@ class ColdStartTrainer(CrossDomainTrainer):
         epochs_run = self.epochs_run.get(last_stage, 0)
         return {'best_epoch': self.best_epoch, 'best_stage': self.best_stage, 'epochs_run': epochs_run,
                 'max_epochs': self.epochs, 'steps': self.phase_steps, 'steps_at_best': best['steps'] if best else None,
-                'stopped_on_patience': bool(history) and epochs_run < self.epochs, 'history': history}
+                'stopped_on_patience': bool(history) and epochs_run < self.epochs, 'history': history,
+                'phases': self.phase_costs}
 
     def bridge_loader(self, train_data):
         return WarmUserLoader(self.model.warm_overlap_users, self.config['mapping_batch_size'])
