@@ -73,6 +73,8 @@ def test_plain_tmcdr_scores_at_theta_and_the_best_state_keeps_its_adapted_theta(
     assert [h['valid_score'] for h in history] == pytest.approx([h['valid_at_theta'] for h in history])
     assert 'adapted_bridge.0.weight' in run.model.state_dict()
     phases = run.trainer.training_summary()['phases']
+    for name in ('SOURCE', 'TARGET'):  # pre-trained here (or reused): then its per-epoch losses are recorded
+        assert phases[name]['reused'] or len(phases[name]['losses']) == 2
     assert set(phases) == {'SOURCE', 'TARGET', 'OVERLAP'} and phases['OVERLAP']['seconds'] > 0
     assert isinstance(phases['SOURCE']['reused'], bool) and 'reused' not in phases['OVERLAP']
 
@@ -110,3 +112,14 @@ def test_summary_counts_trained_epochs_with_eval_step(pipeline):
     summary = run.trainer.training_summary()
     assert [h['epoch'] for h in summary['history']] == [1, 3]
     assert summary['epochs_run'] == 5 and not summary['stopped_on_patience']
+
+
+def test_pretraining_losses_reach_tensorboard(pipeline, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    run = pipeline('EMCDR_MF', train_epochs=['SOURCE:2', 'TARGET:2', 'OVERLAP:1'], force_pretrain=True)
+    run.fit()
+    run.trainer.tensorboard.flush()
+    events = EventAccumulator(str(next((tmp_path / 'log_tensorboard').glob('*')))).Reload()
+    tags = events.Tags()['scalars']
+    assert {'Loss/Pretrain_SOURCE', 'Loss/Pretrain_TARGET'} <= set(tags)
+    assert len(events.Scalars('Loss/Pretrain_SOURCE')) == 2

@@ -201,6 +201,8 @@ class ColdStartTrainer(CrossDomainTrainer):
             loss = self._train_epoch(train_data, epoch_idx, show_progress=show_progress)
             if verbose:
                 self.logger.info(f'[{phase.value}] ' + self._generate_train_loss_output(epoch_idx, start, time(), loss))
+            self._add_train_loss_to_tensorboard(epoch_idx, loss, tag=f'Loss/Pretrain_{phase.value}')
+            self.phase_costs[phase.value].setdefault('losses', []).append(float(loss))
             if loss < best_loss * (1 - tol):
                 best_loss, stale = loss, 0
             else:
