@@ -19,6 +19,14 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path, title, dpi=120):
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def figure1_pairs(agg):
     """[(X, baseline model, TMCDR model)] of the base models with at least one of the pair in the results."""
     present = set(agg.models)
@@ -70,11 +78,7 @@ def plot_figure1(agg, path, metrics=METRICS):
                 ax.set_title(f'{base}: {baseline} vs {tmcdr}', fontsize=9)
                 ax.legend(fontsize=7, loc='lower right')
             ax.grid(axis='y', alpha=0.3)
-    fig.suptitle('Cold test users, mean ± 95% CI over seeds\n(cf. the TMCDR paper, Figure 1)', fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, 'Cold test users, mean ± 95% CI over seeds\n(cf. the TMCDR paper, Figure 1)')
 
 
 def plot_kshot(agg, path, metrics=METRICS):
@@ -104,11 +108,7 @@ def plot_kshot(agg, path, metrics=METRICS):
                 ax.set_title(scenario, fontsize=10)
             ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1.0))
-    fig.suptitle('K-shot warm-up of cold test users\n(mean ± 95% CI over seeds)', fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, 'K-shot warm-up of cold test users\n(mean ± 95% CI over seeds)')
 
 
 def plot_pair_differences(agg, path, metrics=METRICS):
@@ -148,9 +148,5 @@ def plot_pair_differences(agg, path, metrics=METRICS):
             ax.invert_yaxis()
             ax.grid(axis='x', alpha=0.3)
             ax.set_title(f'{scenario}: Δ{name}' + (f' (× = {floor})' if floor else ''), fontsize=9)
-    fig.suptitle('Paired difference to the baseline on cold test users, mean and 95% CI over seeds '
-                 '(×: the best target-only floor − the same baseline)', fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, 'Paired difference to the baseline on cold test users, mean and 95% CI over seeds '
+                 '(×: the best target-only floor − the same baseline)', dpi=100)
