@@ -85,12 +85,14 @@ def main(argv=None):
                                 command=command, report_only=args.report_only)
     except SpecError as error:
         parser.error(str(error))
+    except FileNotFoundError as error:  # nothing to report (no finished run, or every one is stale)
+        parser.exit(2, f'{parser.prog}: error: {error}\n')
     if args.dry_run:
         return 0
     report = summary.get('report')
     if report:
         print(report['markdown'])
-        written = [report[k] for k in ('table_md', 'table_csv', 'figure1', 'kshot') if report.get(k)]
+        written = [report[k] for k in ('table_md', 'table_csv', 'differences', 'figure1', 'kshot') if report.get(k)]
         print(f"written: {', '.join(written)}", file=sys.stderr)
     if summary['failed']:
         print(f"{len(summary['failed'])} run(s) failed: see {summary['out']}/errors.jsonl and the runs' "

@@ -713,7 +713,8 @@ def write_report(out_dir, records=None, scenario_order=None, model_order=None, s
     with open(paths['table_md'], 'w', encoding='utf-8') as f:
         f.write(markdown)
     write_csv(agg, paths['table_csv'])
-    return {'markdown': markdown, **paths, 'figure1': figures['Figure 1'], 'kshot': figures['K-shot'],
+    return {'markdown': markdown, **paths, 'differences': figures['TMCDR_X - baseline'], 'figure1': figures['Figure 1'],
+            'kshot': figures['K-shot'],
             'aggregate': agg}
 
 
@@ -729,7 +730,7 @@ def main(argv=None):
         parser.exit(1, f'{error}\n')
     if not args.quiet:
         print(report['markdown'])
-    written = [report[k] for k in ('table_md', 'table_csv', 'figure1', 'kshot') if report.get(k)]
+    written = [report[k] for k in ('table_md', 'table_csv', 'differences', 'figure1', 'kshot') if report.get(k)]
     print(f"written: {', '.join(written)}", file=sys.stderr)
     return report
 
