@@ -68,19 +68,25 @@ def summary(frame):
     reference = emcdr.loc[list(zip(tmcdr.scenario, tmcdr.base))]
     tmcdr['emcdr'] = reference['valid'].to_numpy()
     tmcdr['emcdr_sd'] = reference['sd'].to_numpy()
-    tmcdr['below'] = tmcdr.valid < tmcdr.emcdr - tmcdr[['sd', 'emcdr_sd']].max(axis=1)
+    tmcdr['emcdr_seeds'] = reference['seeds'].to_numpy()
+    # one seed has no spread to compare with: never marked
+    tmcdr['below'] = ((tmcdr.valid < tmcdr.emcdr - tmcdr[['sd', 'emcdr_sd']].max(axis=1))
+                      & (tmcdr.seeds >= 2) & (tmcdr.emcdr_seeds >= 2))
     return tmcdr
 
 
 def markdown(tmcdr):
+    tmcdr = tmcdr.fillna({'sd': 0.0, 'emcdr_sd': 0.0})  # one seed: no spread (marked n=1)
     def cell(row):
         text = (f'{row.valid:.4f} ± {row.sd:.4f} (epoch {row.best_epoch:.0f}, {row.steps:.0f} steps, '
                 f'ratio {row.ratio:.3f})' if pd.notna(row.ratio) else f'{row.valid:.4f} ± {row.sd:.4f}')
+        text += f' n={row.seeds}' if row.seeds < 3 else ''
         return ('**below** ' if row.below else '') + text
     table = tmcdr.assign(cell=tmcdr.apply(cell, axis=1),
-                         EMCDR=tmcdr.apply(lambda r: f'{r.emcdr:.4f} ± {r.emcdr_sd:.4f}', axis=1))
+                         EMCDR=tmcdr.apply(lambda r: f'{r.emcdr:.4f} ± {r.emcdr_sd:.4f}'
+                                           + (f' n={r.emcdr_seeds}' if r.emcdr_seeds < 3 else ''), axis=1))
     wide = table.pivot_table(index=['scenario', 'base', 'EMCDR'], columns='setting', values='cell',
-                             aggfunc='first', sort=False).reset_index()
+                             aggfunc='first', sort=False).reset_index().fillna('not run')
     verdict = tmcdr.groupby('setting', sort=False).agg(below=('below', 'sum'), pairs=('below', 'size'),
                                                       valid=('valid', 'mean')).reset_index()
     return (wide.to_markdown(index=False) + '\n\nPer setting: the number of (scenario, base model) pairs where '
