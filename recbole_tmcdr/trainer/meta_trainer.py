@@ -1,7 +1,8 @@
 """The meta-trainer of TMCDR: a :class:`ColdStartTrainer` whose bridge phase iterates meta-batches.
 
 Everything else (pre-training and its cache, per-phase optimizer, early stopping and best checkpoint on
-the cold VALIDATION users) is inherited; the meta phase differs in exactly one method, :meth:`bridge_loader`.
+the cold VALIDATION users) is inherited; the meta phase differs in :meth:`bridge_loader` (its meta-batches)
+and in :meth:`_valid_epoch`, which also measures the inner step and the score at theta' (``meta_diagnostics``).
 """
 
 import contextlib
