@@ -83,7 +83,7 @@ def test_every_transfer_model_is_in_the_negative_transfer_family():
                   record('s', 'EMCDR_MF', seed, 0.80 + 0.02 * seed, 0.3),
                   record('s', 'EMCDR_MFori', seed, 0.60 + 0.011 * seed, 0.2)]
     agg = report_mod.aggregate(lines)
-    tests = {model: test for model, *_, test in agg.below_floor['s']}
+    tests = {model: test for model, *_, test in agg.floor_tests['s']}
     assert set(tests) == {'EMCDR_MF', 'EMCDR_MFori'}  # the model above the floor is tested too
     assert tests['EMCDR_MFori'].p_holm == pytest.approx(2 * tests['EMCDR_MFori'].p)
 

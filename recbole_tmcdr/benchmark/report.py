@@ -70,7 +70,8 @@ class Aggregate:
     kshot: dict                                     # (scenario, model) -> {K: {metric: Summary}}
     tests: dict                                     # (scenario, model) -> {'baseline', metric: PairedTest}
     baselines: dict                                 # scenario -> baseline model of the tests (or None)
-    below_floor: dict                               # scenario -> [(model, auc, floor, floor_auc, one-sided test)]
+    floor_tests: dict                               # scenario -> [(model, auc, floor, floor_auc, one-sided test)]
+                                                    # of every transfer model against the best floor
     floors: dict                                    # scenario -> [(floor model, mean auc)]
     comparisons: list = field(default_factory=list)  # PairComparison of COMPARED_PAIRS
     stale: list = field(default_factory=list)        # (scenario, model, seed) left out: inputs changed since
@@ -95,11 +96,7 @@ class Aggregate:
 
     def flagged(self, scenario, model):
         """Negative transfer: a one-sided paired test (Holm-adjusted) says the model is below the best floor."""
-        return any(m == model and test.significant for m, *_, test in self.below_floor.get(scenario, []))
-
-    @property
-    def negative_transfer(self):
-        return {s: [entry for entry in entries if entry[-1].significant] for s, entries in self.below_floor.items()}
+        return any(m == model and test.significant for m, *_, test in self.floor_tests.get(scenario, []))
 
 
 def _ordered(names, order):
@@ -137,7 +134,7 @@ def aggregate(records, metrics=METRICS, scenario_order=None, model_order=None):
              for pair, ks in kshot_values.items()}
 
     auc = metrics[0][1]
-    tests, baselines, below_floor, floors = {}, {}, {}, {}
+    tests, baselines, floor_tests, floors = {}, {}, {}, {}
     for scenario in scenarios:
         present = [m for m in models if (scenario, m) in cells and cells[(scenario, m)].get(auc)]
         candidates = [m for m in present if not m.startswith(TESTED_PREFIX)]
@@ -156,12 +153,12 @@ def aggregate(records, metrics=METRICS, scenario_order=None, model_order=None):
             floor, floor_auc = max(floors[scenario], key=lambda item: item[1])
             # every transfer model is tested (the family must not depend on the outcome); the text lists those
             # whose mean is not above the floor
-            below_floor[scenario] = [
+            floor_tests[scenario] = [
                 (m, cells[(scenario, m)][auc].mean, floor, floor_auc,
                  paired_test(cells[(scenario, m)][auc].by_seed, cells[(scenario, floor)][auc].by_seed, 'less'))
                 for m in present if not is_target_only(m)]
     agg = Aggregate(records=records, scenarios=scenarios, models=models, cells=cells, kshot=kshot, tests=tests,
-                    baselines=baselines, below_floor=below_floor, floors=floors)
+                    baselines=baselines, floor_tests=floor_tests, floors=floors)
     agg.comparisons = pair_comparisons(agg, metrics)
     # Two families, each Holm-corrected: the TMCDR comparisons (against the best other model and the paper's
     # pairs; a test that is in both counts once) and the negative-transfer tests against the floors.
@@ -172,7 +169,7 @@ def aggregate(records, metrics=METRICS, scenario_order=None, model_order=None):
     for c in agg.comparisons:
         c.test = family.setdefault((c.scenario, c.tmcdr, c.baseline, c.key), c.test)
     adjust_family(family.values())
-    adjust_family(entry[-1] for entries in below_floor.values() for entry in entries)
+    adjust_family(entry[-1] for entries in floor_tests.values() for entry in entries)
     return agg
 
 
@@ -372,7 +369,7 @@ def negative_transfer_text(agg):
                              'negative transfer not checked; add TargetPop to the models.')
             continue
         floor, floor_auc = max(agg.floors[scenario], key=lambda item: item[1])
-        entries = [entry for entry in agg.below_floor.get(scenario, []) if entry[1] <= floor_auc or entry[-1].significant]
+        entries = [entry for entry in agg.floor_tests.get(scenario, []) if entry[1] <= floor_auc or entry[-1].significant]
         if not entries:
             lines.append(f'- {scenario}: every transfer model has a mean AUC above the target-only floor {floor} '
                          f'(AUC {floor_auc:.4f}).')

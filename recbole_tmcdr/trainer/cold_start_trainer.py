@@ -116,12 +116,12 @@ class ColdStartTrainer(CrossDomainTrainer):
     # ----- numerical guard: name where it happened
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         self.current_epoch, self.current_step = epoch_idx, 0
+        self.epochs_run[self.bridge_stage] = epoch_idx + 1
         return super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
 
     def _check_nan(self, loss):
         self.current_step += 1
         self.phase_steps += 1
-        self.epochs_run[self.bridge_stage] = self.current_epoch + 1
         if not torch.isfinite(loss).all():
             learning_rate = self.optimizer.param_groups[0]['lr']
             raise FloatingPointError(
