@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 DEMO_DATASET ?= ml_genre
 DEMO_MODELS  ?= EMCDR_MF TMCDR_MF
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test speed clean
 
 install: $(STAMP)
 
@@ -28,8 +28,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
-	$(PY) benchmarks/run_all.py
+speed: $(STAMP)
+	$(PY) speed/run_all.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info log log_tensorboard saved runs

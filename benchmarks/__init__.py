@@ -1,1 +1,2 @@
-"""Benchmarks of recbole-tmcdr: run ``python benchmarks/run_all.py`` (see README of this folder)."""
+"""Accuracy benchmarks of recbole-tmcdr: the specs of ``python -m recbole_tmcdr.benchmark`` (benchmarks/specs/) and
+the scripts that summarise or explain their runs. Speed is measured in ``speed/`` instead."""

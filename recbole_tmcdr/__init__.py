@@ -17,7 +17,8 @@ _safe_loading.install()
 from recbole_tmcdr import metrics as _metrics  # noqa: E402
 from recbole_tmcdr import model as _model  # noqa: E402,F401  (registers models)
 from recbole_tmcdr import trainer as _trainer  # noqa: E402,F401  (registers trainers)
-from recbole_tmcdr.registry import MODELS, TRAINERS, install_toolkit_hooks  # noqa: E402
+from recbole_tmcdr.config import install_toolkit_hooks  # noqa: E402
+from recbole_tmcdr.registry import MODELS, TRAINERS  # noqa: E402
 
 _metrics.register_metrics()
 install_toolkit_hooks()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from recbole_tmcdr.registry import MODELS, RegistryError, model_yaml_names
+from recbole_tmcdr.registry import MODELS, RegistryError, get_model, get_trainer, model_yaml_names
 from recbole_tmcdr.validation import validate
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -206,3 +206,31 @@ def install_config_hooks():
     CDRConfig._load_internal_config_dict = _load_internal_config_dict
     CDRConfig._set_default_parameters = _set_default_parameters
     CDRConfig._check_cross_domain = _check_cross_domain
+
+
+_TOOLKIT_LOOKUP_MODULES = (
+    'recbole_cdr.utils',
+    'recbole_cdr.utils.utils',
+    'recbole_cdr.config.configurator',
+    'recbole_cdr.quick_start.quick_start',
+)
+
+_hooks_installed = False
+
+
+def install_toolkit_hooks():
+    """Point recbole-cdr's model/trainer lookups at the plugin's registry (in every toolkit module that
+    imported them by name) and its config at the plugin's YAML and scenarios (idempotent)."""
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    import sys
+    for name in _TOOLKIT_LOOKUP_MODULES:
+        __import__(name)
+        module = sys.modules[name]
+        if hasattr(module, 'get_model'):
+            module.get_model = get_model
+        if hasattr(module, 'get_trainer'):
+            module.get_trainer = get_trainer
+    install_config_hooks()
+    _hooks_installed = True

@@ -1,10 +1,10 @@
-"""The plugin's one explicit table of models and trainers, and the hooks that make the toolkit use it.
+"""The plugin's one explicit table of models and trainers.
 
 recbole-cdr 0.1.0 finds models by importing ``recbole_cdr.model.cross_domain_recommender.<name>`` (absent
 from its wheel) and trainers by ``getattr(recbole_cdr.trainer, name + 'Trainer')`` with a silent fallback to
-``CrossDomainTrainer``. :func:`install_toolkit_hooks` replaces those two lookups (in every toolkit module
-that imported them by name) with :data:`MODELS` / :data:`TRAINERS`: a model declares its trainer, an unknown
-name is an error that lists what exists, and nothing falls back silently.
+``CrossDomainTrainer``. :func:`recbole_tmcdr.config.install_toolkit_hooks` replaces those two lookups with
+:func:`get_model` / :func:`get_trainer` over :data:`MODELS` / :data:`TRAINERS`: a model declares its trainer,
+an unknown name is an error that lists what exists, and nothing falls back silently.
 """
 
 import difflib
@@ -101,32 +101,3 @@ def model_yaml_names(model_name):
     model_class = MODELS.get(model_name)
     names = [*getattr(model_class, 'yaml_bases', ()), model_class.__name__]
     return names if model_class.__name__ == model_name else names + [model_name]
-
-
-_TOOLKIT_LOOKUP_MODULES = (
-    'recbole_cdr.utils',
-    'recbole_cdr.utils.utils',
-    'recbole_cdr.config.configurator',
-    'recbole_cdr.quick_start.quick_start',
-)
-
-_hooks_installed = False
-
-
-def install_toolkit_hooks():
-    """Point recbole-cdr's model/trainer lookups at this registry and its config at the plugin's YAML
-    and scenarios (idempotent)."""
-    global _hooks_installed
-    if _hooks_installed:
-        return
-    import sys
-    from recbole_tmcdr import config as plugin_config
-    for name in _TOOLKIT_LOOKUP_MODULES:
-        __import__(name)
-        module = sys.modules[name]
-        if hasattr(module, 'get_model'):
-            module.get_model = get_model
-        if hasattr(module, 'get_trainer'):
-            module.get_trainer = get_trainer
-    plugin_config.install_config_hooks()
-    _hooks_installed = True

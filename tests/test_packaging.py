@@ -88,3 +88,29 @@ def test_wheel_installs_resources_inside_the_package(tmp_path):
                                if os.path.dirname(m)})
     assert not missing, (f'Not in the wheel: {missing}. Add {missing_packages} to "packages =" under [options] '
                          'in setup.cfg.')
+
+
+
+def package_import_graph():
+    """Edges module -> imported package module, from module-level and function-level imports alike."""
+    import ast
+
+    import networkx as nx
+
+    package = Path(__file__).resolve().parents[1] / 'recbole_tmcdr'
+    graph = nx.DiGraph()
+    for file in package.rglob('*.py'):
+        module = '.'.join(file.relative_to(package.parent).with_suffix('').parts).removesuffix('.__init__')
+        for node in ast.walk(ast.parse(file.read_text())):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            graph.add_edges_from((module, name) for name in names if name.startswith('recbole_tmcdr.'))
+    return graph
+
+
+def test_the_registry_does_not_import_the_config_that_imports_it():
+    import networkx as nx
+
+    graph = package_import_graph()
+    assert graph.has_edge('recbole_tmcdr.config', 'recbole_tmcdr.registry')
+    assert not nx.has_path(graph, 'recbole_tmcdr.registry', 'recbole_tmcdr.config')

@@ -1,6 +1,6 @@
-"""Smoke test of the benchmarks (benchmarks/run_all.py --quick): every figure runs on tiny synthetic data
+"""Smoke test of the speed benchmarks (speed/run_all.py --quick): every figure runs on tiny synthetic data
 and the table is printed and appended to the results file. The TARGETS are not asserted here (tiny sizes
-say nothing about speed); the full run (`make bench`) measures them."""
+say nothing about speed); the full run (`make speed`) measures them."""
 
 import os
 import re
@@ -15,7 +15,7 @@ FIGURE_KEYS = ('1a', '1b', '1c', '1d', '2', '3', '4', '5a', '5b', '6a', '6b', '7
 def test_run_all_quick_prints_and_appends_the_table(tmp_path):
     results = tmp_path / 'RESULTS.md'
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get('PYTHONPATH')])))
-    proc = subprocess.run([sys.executable, str(REPO / 'benchmarks' / 'run_all.py'), '--quick', '--results', str(results)],
+    proc = subprocess.run([sys.executable, str(REPO / 'speed' / 'run_all.py'), '--quick', '--results', str(results)],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
@@ -24,7 +24,7 @@ def test_run_all_quick_prints_and_appends_the_table(tmp_path):
     for text in (proc.stdout, written):
         assert '| # | figure | measured | target | result |' in text
         assert 'Machine: ' in text and 'torch: ' in text and 'cores: ' in text
-        assert 'Command: `python benchmarks/run_all.py --quick' in text
+        assert 'Command: `python speed/run_all.py --quick' in text
         rows = dict(re.findall(r'^\| (\w+) \| .* \| (PASS|FAIL) \|$', text, flags=re.M))
         assert set(FIGURE_KEYS) <= set(rows), rows
     assert 'ERROR' not in written, written  # every figure ran (its verdict is not checked)

@@ -1,8 +1,8 @@
-"""Run every benchmark figure, print one table and append it to benchmarks/RESULTS.md.
+"""Run every speed figure, print one table and append it to speed/RESULTS.md.
 
-    python benchmarks/run_all.py            # the real figures (Douban music -> book, embedding 256; ~15-25 min)
-    python benchmarks/run_all.py --quick    # tiny synthetic sizes: a smoke run of every code path (~30 s)
-    python benchmarks/run_all.py --only 1 2 # some figures only
+    python speed/run_all.py            # the real figures (Douban music -> book, embedding 256; ~15-25 min)
+    python speed/run_all.py --quick    # tiny synthetic sizes: a smoke run of every code path (~30 s)
+    python speed/run_all.py --only 1 2 # some figures only
 
 Every figure is a ratio (or a bound) measured side by side in this run; see each ``bench_*.py``.
 Both sides of a ratio use the same number of intra-op threads (``--threads``, default 1: the figures are
@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import RESULTS_FILE, Figure, Setup, machine_description, set_threads  # noqa: E402
+from speed.common import RESULTS_FILE, Figure, Setup, machine_description, set_threads  # noqa: E402
 
 # figure number -> module (run in this order)
 FIGURES = {
@@ -63,7 +63,7 @@ class Context:
         return self._get('EMCDR_MF', lambda: self.setup.pipeline('EMCDR_MF'))
 
     def recbole_bpr(self, plugin_config):
-        from benchmarks.recbole_reference import RecBoleBPR
+        from speed.recbole_reference import RecBoleBPR
         return self._get('RecBoleBPR', lambda: RecBoleBPR(plugin_config, self.workdir))
 
 
@@ -100,7 +100,7 @@ def main(argv=None):
     parser.add_argument('--no-append', action='store_true', help='print only, do not write the results file')
     parser.add_argument('--keep-workdir', action='store_true', help='keep the temporary work directory')
     args = parser.parse_args(argv)
-    command = 'python benchmarks/run_all.py' + ''.join(f' {shlex.quote(a)}' for a in (argv if argv is not None
+    command = 'python speed/run_all.py' + ''.join(f' {shlex.quote(a)}' for a in (argv if argv is not None
                                                                                          else sys.argv[1:]))
 
     sys.argv = sys.argv[:1]  # RecBole's Config also parses the command line: leave it nothing to misread
@@ -118,7 +118,7 @@ def main(argv=None):
     figures = []
     try:
         for number in (args.only or FIGURES):
-            module = importlib.import_module(f'benchmarks.{FIGURES[number]}')
+            module = importlib.import_module(f'speed.{FIGURES[number]}')
             t0 = time.perf_counter()
             print(f'[figure {number}] {FIGURES[number]} ...', flush=True)
             try:
@@ -141,8 +141,8 @@ def main(argv=None):
     if not args.no_append:
         results = Path(args.results)
         if not results.exists():
-            results.write_text('# Benchmark results\n\nAppended by `python benchmarks/run_all.py` '
-                               '(see benchmarks/run_all.py and the bench_*.py files for what each figure measures).\n')
+            results.write_text('# Benchmark results\n\nAppended by `python speed/run_all.py` '
+                               '(see speed/run_all.py and the bench_*.py files for what each figure measures).\n')
         with open(results, 'a') as f:
             f.write(text)
     return figures

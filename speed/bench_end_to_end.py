@@ -13,7 +13,7 @@ import re
 import time
 from contextlib import contextmanager
 
-from benchmarks.common import Figure
+from speed.common import Figure
 
 LIMIT = 1.5
 REUSE_MESSAGE = 'Reusing pre-trained embeddings'
@@ -59,7 +59,7 @@ def phase_timer(phase_seconds):
 
 def run_model(ctx, model, cache_dir):
     from recbole_tmcdr import run_recbole_cdr
-    from benchmarks.common import QUIET
+    from speed.common import QUIET
     config = dict(ctx.setup.overrides)
     config.update(QUIET, state='INFO', cache_dir=str(cache_dir))
     capture = LogCapture()

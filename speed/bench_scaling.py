@@ -7,7 +7,7 @@ peak RSS (``/proc/self/clear_refs``), then runs whole meta epochs over ALL warm 
 (``_train_epoch`` on ``bridge_loader``: loader + compute). It reports the minimum epoch time, its RSS
 before the meta stage and its peak RSS during it. The parent fits log(time) ~ slope * log(warm users).
 
-    python benchmarks/bench_scaling.py --child --users 4000 --workdir /tmp/x   # one size, JSON on stdout
+    python speed/bench_scaling.py --child --users 4000 --workdir /tmp/x   # one size, JSON on stdout
 """
 
 import argparse
@@ -21,7 +21,7 @@ from pathlib import Path
 if __package__ in (None, ''):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import Figure, child_env, last_json_line, python, run_measured  # noqa: E402
+from speed.common import Figure, child_env, last_json_line, python, run_measured  # noqa: E402
 
 SLOPE_LIMIT = 1.1
 MEMORY_GROWTH_LIMIT = 2.0  # meta-stage RSS growth from the smallest to the largest size (users grow 64x)
@@ -30,7 +30,7 @@ QUICK_SIZES = (120, 360)
 
 
 def child(users, workdir, epochs, quick):
-    from benchmarks.common import Pipeline, proc_status_kb, reset_peak_rss, set_threads, write_scenario
+    from speed.common import Pipeline, proc_status_kb, reset_peak_rss, set_threads, write_scenario
     set_threads(int(os.environ.get('OMP_NUM_THREADS', '1')))
     import recbole_tmcdr  # noqa: F401  (compat fixes first)
     import torch

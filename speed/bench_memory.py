@@ -12,7 +12,7 @@ largest peak over the commands.
 import importlib.util
 import json
 
-from benchmarks.common import Figure, child_env, python, run_measured
+from speed.common import Figure, child_env, python, run_measured
 
 LIMIT_MB = 3 * 1024
 DEMO_MODELS = ('EMCDR_MF', 'TMCDR_MF')

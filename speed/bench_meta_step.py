@@ -18,7 +18,7 @@ so each ratio is reported without and with it.
 
 import torch
 
-from benchmarks.common import Figure, best, fmt_times, interleaved
+from speed.common import Figure, best, fmt_times, interleaved
 
 SO_LIMIT, FO_LIMIT = 4.0, 2.5
 

@@ -7,7 +7,7 @@ embedding size and negatives per positive (see recbole_reference.py). Both epoch
 loader's negative sampling.
 """
 
-from benchmarks.common import Figure, best, fmt_times, interleaved
+from speed.common import Figure, best, fmt_times, interleaved
 
 LIMIT = 1.2
 

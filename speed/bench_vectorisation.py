@@ -8,7 +8,7 @@ timed.
 
 import torch
 
-from benchmarks.common import Figure, best, fmt_times, interleaved
+from speed.common import Figure, best, fmt_times, interleaved
 
 SPEEDUP_TARGET = 3.0
 GROUPS = 64

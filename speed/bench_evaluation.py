@@ -5,7 +5,7 @@ f_theta(u^s) against every target item). RecBole: ``Trainer.evaluate`` of ``BPR`
 (same users, same items, same metrics and evaluation batch size; see recbole_reference.py).
 """
 
-from benchmarks.common import Figure, best, fmt_times, interleaved
+from speed.common import Figure, best, fmt_times, interleaved
 
 LIMIT = 1.0
 

@@ -1,4 +1,4 @@
-"""Shared helpers of the benchmarks: threads, side-by-side timing, pipelines, synthetic data, memory.
+"""Shared helpers of the speed benchmarks: threads, side-by-side timing, pipelines, synthetic data, memory.
 
 Every figure of ``run_all.py`` is a RATIO of two things measured in the same process, interleaved
 (A B A B ...), each side's time being its minimum over the rounds: on a shared machine the minimum is the
