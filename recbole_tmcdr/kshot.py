@@ -12,6 +12,7 @@ from logging import getLogger
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 DEFAULT_KS = (0, 1, 3, 5, 10)
 
@@ -40,7 +41,7 @@ def evaluate_kshot(trainer, test_data, ks=DEFAULT_KS, batch_users=256):
     rows = per_user_rows(dataset.inter_feat[dataset.uid_field].numpy(), dataset.inter_feat[dataset.iid_field].numpy(),
                          shuffle_seed=None if has_time else config['seed'])
     results = OrderedDict()
-    for k in ks:
+    for k in tqdm(ks, desc='K-shot evaluation', unit='K', disable=not config['show_progress'], leave=False):
         users = [u for u, items in rows.items() if len(items) >= k + 1]
         for start in range(0, len(users), batch_users):
             batch = users[start:start + batch_users]

@@ -23,6 +23,17 @@ def build_config(model, dataset=None, config_file_list=None, config_dict=None):
     return CDRConfig(model=model, config_file_list=files, config_dict=config_dict)
 
 
+def describe_dataset(dataset, split_stats):
+    """recbole-cdr's dataset summary, with the overlap counts it would print off by one (it counts the padding id
+    as one overlapping user and one overlapping item) and the cold split of the overlapping users."""
+    overlap = [f'Num of overlapped user: {dataset.num_overlap_user - 1}', f'Num of overlapped item: {dataset.num_overlap_item - 1}']
+    if split_stats:
+        overlap[0] += (f" (warm {split_stats['n_warm_overlap']}; cold, no target rows in training: "
+                       f"{split_stats['n_cold_valid']} validation + {split_stats['n_cold_test']} test)")
+    return '\n'.join([f'Source domain: {dataset.source_domain_dataset}', f'Target domain: {dataset.target_domain_dataset}',
+                      *overlap])
+
+
 def run_recbole_cdr(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True):
     r"""Train ``model`` on the scenario ``dataset`` (a name in ``dataset_configs/``) and evaluate it on the
     cold validation and cold test users.
@@ -41,7 +52,7 @@ def run_recbole_cdr(model=None, dataset=None, config_file_list=None, config_dict
     logger.info(config)
 
     cdr_dataset = create_dataset(config)
-    logger.info(cdr_dataset)
+    logger.info(describe_dataset(cdr_dataset, config['scenario_stats']))
     train_data, valid_data, test_data = data_preparation(config, cdr_dataset)
 
     init_seed(config['seed'], config['reproducibility'])

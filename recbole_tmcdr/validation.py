@@ -119,7 +119,9 @@ EVAL_MODE_PATTERN = re.compile(r'^(full|(uni|pop)[1-9][0-9]*)$')
 
 
 def eval_args_with_mode(v):
-    return isinstance(v.get('mode', 'full'), str) and bool(EVAL_MODE_PATTERN.match(v.get('mode', 'full')))
+    # no 'split': the cold split files decide it, and a split the user set would silently not apply
+    return ('split' not in v and isinstance(v.get('mode', 'full'), str)
+            and bool(EVAL_MODE_PATTERN.match(v.get('mode', 'full'))))
 
 
 NEG_DISTRIBUTIONS = ('uniform', 'popularity')
@@ -168,7 +170,8 @@ RULES = {
                          f'an int in [1, {MAX_NEGATIVES}])'),
     'eval_step': Rule('int', positive, '> 0'),
     'stopping_step': Rule('int', positive, '> 0'),
-    'eval_args': Rule('dict', eval_args_with_mode, "whose 'mode' is 'full', 'uniN' or 'popN' (N > 0)"),
+    'eval_args': Rule('dict', eval_args_with_mode, "whose 'mode' is 'full', 'uniN' or 'popN' (N > 0) and without "
+                      "'split' (cold users are split by cold_user_ratio and cold_valid_fraction)"),
     'metrics': Rule('any', metrics_of_one_kind, describe_metrics),
     'topk': Rule('any', positive_ints, 'an int > 0 or a non-empty list of ints > 0'),
     # shared training keys

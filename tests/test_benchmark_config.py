@@ -49,3 +49,8 @@ def test_the_users_overrides_still_win_over_the_scenario_file(tiny_scenario, tmp
                             cache_dir=str(tmp_path / 'my_cache'))
     assert tasks['tiny_subset']['base_config']['raw_data_path'] == str(tmp_path / 'mine')
     assert tasks['tiny_subset']['base_config']['cache_dir'] == str(tmp_path / 'my_cache')
+
+
+def test_benchmark_runs_draw_no_progress_bars_into_their_logs(tiny_scenario, tmp_path):
+    """show_progress is on by default (as in RecBole); the benchmark shows its own progress, so its runs turn it off."""
+    assert planned_configs(tmp_path, [tiny_scenario])['tiny']['base_config']['show_progress'] is False

@@ -367,3 +367,21 @@ def test_fix_recbole_fill_nan_chained_assignment(monkeypatch):
         with warnings.catch_warnings():
             warnings.simplefilter('always', FutureWarning)
             ORIGINALS['recbole.data.dataset.Dataset._fill_nan'](dataset_with_gaps())
+
+
+def test_fix_recbole_gauc_plain_float():
+    """GAUC of one user whose positive ranks 2nd of 3 items: AUC 0.5; with values that round to a float32 long
+    repr, the fixed metric is the plain rounded float, RecBole's own a numpy float32."""
+    from types import SimpleNamespace
+    import torch
+    from recbole.evaluator.metrics import GAUC
+    from recbole_tmcdr.compat import ORIGINALS
+
+    metric = GAUC.__new__(GAUC)
+    metric.decimal_place = 4
+    # rec.meanrank rows: (sum of positive ranks, number of items, number of positives); 3 users
+    data = SimpleNamespace(get=lambda key: torch.tensor([[2.0, 3.0, 1.0], [1.0, 4.0, 1.0], [3.0, 7.0, 1.0]]))
+    fixed = metric.calculate_metric(data)['gauc']
+    original = ORIGINALS['recbole.evaluator.metrics.GAUC.calculate_metric'](metric, data)['gauc']
+    assert type(fixed) is float and repr(fixed) == repr(round(float(original), 4))
+    assert type(original) is not float

@@ -85,7 +85,8 @@ def plan(spec, out_dir, cache_dir):
     config_files = [os.path.abspath(f) for f in spec.config_files]
     config_files_sha = [file_sha(f) for f in config_files]
     # resolved here (workers run elsewhere); a scenario or config file that sets one of them wins
-    benchmark_defaults = {'cache_dir': cache_dir, 'raw_data_path': default_raw_data_path()}
+    # workers write no progress bars into their logs: the benchmark shows its own progress
+    benchmark_defaults = {'cache_dir': cache_dir, 'raw_data_path': default_raw_data_path(), 'show_progress': False}
     explicit = dict(overrides)  # the user's settings win over every file, as --key=value does in a single run
     if spec.cache_dir:
         explicit['cache_dir'] = cache_dir

@@ -35,6 +35,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from recbole_tmcdr.data.cold_split import ColdSplit, make_cold_split
 from recbole_tmcdr.data.raw_sources import (
@@ -227,11 +228,17 @@ def _remove_stale_temp_dirs(parent: str) -> None:
 
 
 def _build(directory: str, name: str, key: str, scenario: dict, raw_data_path, raw_files: List[str],
-           raw_sums: List[str], seed: int, ratio: float, vfrac: float) -> dict:
+           raw_sums: List[str], seed: int, ratio: float, vfrac: float, show_progress: bool = False) -> dict:
     conv = get_converter(scenario)
     t0 = time.time()
+    steps = tqdm(total=3, desc=f'Converting {name}', unit='step', disable=not show_progress, leave=False)
+    steps.set_postfix_str('reading the raw data')
     pair = conv.load(scenario, raw_data_path)
+    steps.update()
+    steps.set_postfix_str('splitting cold users')
     split: ColdSplit = make_cold_split(pair.source, pair.target, ratio, vfrac, seed)
+    steps.update()
+    steps.set_postfix_str('writing atomic files')
     src_ds, tgt_ds = f'{name}-{key[:8]}-source', f'{name}-{key[:8]}-target'
     s_ts, t_ts = split.stats['source_has_timestamp'], split.stats['target_has_timestamp']
     os.makedirs(os.path.join(directory, src_ds))
@@ -243,6 +250,8 @@ def _build(directory: str, name: str, key: str, scenario: dict, raw_data_path, r
     target_items = sorted(set(split.target_train['item']) | set(split.target_valid['item'])
                           | set(split.target_test['item']))
     _write_item_file(target_items, os.path.join(directory, tgt_ds, f'{tgt_ds}.item'))
+    steps.update()
+    steps.close()
 
     stats = dict(split.stats)
     stats['n_source_items'] = stats['source']['items']
@@ -281,7 +290,8 @@ def _build(directory: str, name: str, key: str, scenario: dict, raw_data_path, r
 
 
 def prepare_scenario(name: str, scenario: dict, raw_data_path=None, cache_dir=None, seed: int = 2022,
-                     cold_user_ratio: float = 0.2, cold_valid_fraction: float = 0.5) -> PreparedScenario:
+                     cold_user_ratio: float = 0.2, cold_valid_fraction: float = 0.5,
+                     show_progress: bool = False) -> PreparedScenario:
     """Convert the raw data of ``scenario``, split cold users, write RecBole atomic files (cached).
 
     Args:
@@ -292,6 +302,7 @@ def prepare_scenario(name: str, scenario: dict, raw_data_path=None, cache_dir=No
             paths resolve against it). Not needed for ``movielens_genre``.
         cache_dir: where prepared scenarios are stored (default ``./.recbole_tmcdr_cache``).
         seed, cold_user_ratio, cold_valid_fraction: see :func:`make_cold_split`.
+        show_progress: a progress bar over the conversion steps (reading, splitting, writing).
     """
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ScenarioDataError(f'scenario name {name!r} must consist of letters, digits, "_", "." or "-".')
@@ -326,7 +337,7 @@ def prepare_scenario(name: str, scenario: dict, raw_data_path=None, cache_dir=No
     tmp = tempfile.mkdtemp(dir=parent, prefix=f'.tmp-{key[:12]}-')
     os.chmod(tmp, 0o755)  # mkdtemp creates 0700; the renamed result should be readable like other dirs
     try:
-        meta = _build(tmp, name, key, norm, raw_data_path, raw_files, raw_sums, seed, ratio, vfrac)
+        meta = _build(tmp, name, key, norm, raw_data_path, raw_files, raw_sums, seed, ratio, vfrac, show_progress)
         for attempt in range(2):
             try:
                 os.replace(tmp, final)  # atomic; fails if `final` exists and is not empty

@@ -1,95 +1,14 @@
-"""Every workaround for the pinned toolkit (recbole 1.0.1 + recbole-cdr 0.1.0) on numpy 2 / torch >= 2.6.
-
-Each fix is one function, applied once by :func:`apply_all` when ``recbole_tmcdr`` is imported, and each
-has a test in ``tests/test_compat.py`` that fails without it. The fixes are scoped: they replace names
-*inside the toolkit's modules* (their ``np`` / ``sp`` globals, or a toolkit method), never attributes of
-numpy or torch themselves, so code that does not go through the toolkit behaves exactly as before.
-
-Two groups:
-
-- environment: numpy 2 broke the pinned toolkit (``fix_numpy_removed_aliases``; torch >= 2.6's
-  ``weights_only=True`` default is kept and enforced: see :mod:`recbole_tmcdr.safe_loading`);
-- recbole-cdr 0.1.0 bugs, each patched on a recbole-cdr class or module name only (recbole's ``Trainer``,
-  ``Collector``, ``Dataset`` and ``NegSampleEvalDataLoader`` are untouched for single-domain code):
-  sampled (``uniN``/``popN``) evaluation reads field names a CDRConfig does not have
-  (``fix_cdr_sampled_eval_loader_fields``, ``fix_cdr_trainer_eval_fields``); a ``.item``/``.user`` file
-  crashes the id remapping or misaligns the feature tables (``fix_cdr_item_set_uses_iid_field``,
-  ``fix_cdr_remap_fields_item_feat``, ``fix_cdr_feat_tables_by_id``); source negatives are drawn from a
-  range shifted by one (``fix_cdr_source_sampler_id_ranges``).
-
-:data:`ORIGINALS` keeps every replaced toolkit object (``'module.Class.attr'`` -> original), so the tests
-can show what the unpatched code does.
-"""
+"""Workarounds for recbole-cdr 0.1.0 bugs, each patched on a recbole-cdr class or module name only
+(see :mod:`recbole_tmcdr.compat`)."""
 
 import functools
 import sys
-import types
 
 import numpy
-import scipy.sparse
 import pandas as pd
 from recbole.data.dataloader.general_dataloader import NegSampleEvalDataLoader
 
-# numpy 2 removed these aliases of the builtins; RecBole 1.0.1 still uses them (e.g. ``np.float`` in
-# recbole/evaluator/metrics.py, ``np.long`` in recbole/model/layers.py).
-NUMPY_REMOVED_ALIASES = {
-    'float': float, 'int': int, 'bool': bool, 'object': object, 'str': str, 'complex': complex, 'long': int,
-}
-
-_applied = set()
-
-# 'module[.Class].name' -> the toolkit object a fix replaced (for the tests and for debugging).
-ORIGINALS = {}
-
-
-def _remember(owner, name, key):
-    """Record the original ``owner.name`` under ``key`` (once: re-applying never records a patched one)."""
-    ORIGINALS.setdefault(key, getattr(owner, name))
-
-
-class ModuleWithOverrides(types.ModuleType):
-    """A stand-in for a module that answers a few names itself and forwards every other lookup."""
-
-    def __init__(self, base, overrides):
-        super().__init__(base.__name__, base.__doc__)
-        self.__dict__['_base_module'] = base
-        self.__dict__.update(overrides)
-
-    def __getattr__(self, name):
-        return getattr(self.__dict__['_base_module'], name)
-
-
-def _once(fix):
-    @functools.wraps(fix)
-    def wrapper():
-        if fix.__name__ not in _applied:
-            fix()
-            _applied.add(fix.__name__)
-    return wrapper
-
-
-def _toolkit_modules():
-    # Import everything whose module globals we patch, so the patch reaches them now.
-    import recbole.evaluator.metrics  # noqa: F401
-    import recbole.model.general_recommender  # noqa: F401
-    # NOT recbole.model.sequential_recommender: its sine.py calls torch.autograd.set_detect_anomaly(True)
-    # at import, which makes every backward pass of the process ~10x slower.
-    import recbole.trainer.trainer  # noqa: F401
-    import recbole.quick_start.quick_start  # noqa: F401
-    import recbole_cdr.quick_start.quick_start  # noqa: F401
-    return [m for name, m in list(sys.modules.items())
-            if m is not None and (name == 'recbole' or name.startswith(('recbole.', 'recbole_cdr')))]
-
-
-@_once
-def fix_numpy_removed_aliases():
-    """numpy 2 removed ``np.float``/``np.int``/``np.bool``/``np.long``...: give the toolkit's modules a numpy
-    that still has them (numpy itself is untouched)."""
-    numpy_with_aliases = ModuleWithOverrides(numpy, NUMPY_REMOVED_ALIASES)
-    for module in _toolkit_modules():
-        if getattr(module, 'np', None) is numpy:
-            module.np = numpy_with_aliases
-
+from recbole_tmcdr.compat.core import ORIGINALS, _once, _remember
 
 class ConfigWithOverrides:
     """A view of a RecBole ``Config`` that answers a few keys itself and forwards everything else
@@ -333,68 +252,3 @@ def fix_cdr_source_sampler_id_ranges():
                              'items for them. Please set `user_inter_num_interval` to filter those users.')
 
     CrossDomainSourceSampler.__init__ = __init__
-
-
-class DokMatrixWithUpdate(scipy.sparse.dok_matrix):
-    """scipy's ``dok_matrix`` with the private ``_update`` (an unchecked bulk insert) that scipy >= 1.12 removed."""
-
-    def _update(self, data):
-        self._dict.update(data)
-
-
-# RecBole 1.0.1 graph models that build their adjacency with ``dok_matrix._update``.
-RECBOLE_DOK_UPDATE_MODULES = ('lightgcn', 'ngcf', 'spectralcf', 'gcmc')
-
-
-@_once
-def fix_recbole_graph_models_scipy_dok():
-    """RecBole 1.0.1's LightGCN / NGCF / SpectralCF / GCMC call ``dok_matrix._update`` (``AttributeError`` on
-    scipy >= 1.12). Only those modules get a ``scipy.sparse`` whose ``dok_matrix`` still has it."""
-    for short_name in RECBOLE_DOK_UPDATE_MODULES:
-        module_name = f'recbole.model.general_recommender.{short_name}'
-        __import__(module_name)
-        module = sys.modules[module_name]
-        if getattr(module, 'sp', None) is scipy.sparse:
-            module.sp = ModuleWithOverrides(scipy.sparse, {'dok_matrix': DokMatrixWithUpdate})
-
-
-def _fill_nan(self):
-    """RecBole 1.0.1's ``Dataset._fill_nan``, assigning instead of a chained ``fillna(inplace=True)`` (pandas 2 warns)."""
-    from recbole.utils import FeatureType
-    for feat_name in self.feat_name_list:
-        feat = getattr(self, feat_name)
-        for field in feat:
-            ftype = self.field2type[field]
-            if ftype == FeatureType.TOKEN:
-                feat[field] = feat[field].fillna(value=0)
-            elif ftype == FeatureType.FLOAT:
-                feat[field] = feat[field].fillna(value=feat[field].mean())
-            else:
-                dtype = numpy.int64 if ftype == FeatureType.TOKEN_SEQ else numpy.float64
-                feat[field] = feat[field].apply(lambda x: numpy.array([], dtype=dtype) if isinstance(x, float) else x)
-
-
-@_once
-def fix_recbole_fill_nan_chained_assignment():
-    from recbole.data.dataset import Dataset
-    _remember(Dataset, '_fill_nan', 'recbole.data.dataset.Dataset._fill_nan')
-    Dataset._fill_nan = _fill_nan
-
-
-FIXES = [
-    fix_numpy_removed_aliases,
-    fix_recbole_fill_nan_chained_assignment,
-    fix_recbole_graph_models_scipy_dok,
-    fix_cdr_sampled_eval_loader_fields,
-    fix_cdr_trainer_eval_fields,
-    fix_cdr_item_set_uses_iid_field,
-    fix_cdr_remap_fields_item_feat,
-    fix_cdr_feat_tables_by_id,
-    fix_cdr_source_sampler_id_ranges,
-]
-
-
-def apply_all():
-    """Apply every fix (idempotent)."""
-    for fix in FIXES:
-        fix()
