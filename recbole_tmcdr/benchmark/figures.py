@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 
-from recbole_tmcdr.benchmark.report import BASE_MODELS, METRICS, is_target_only
+from recbole_tmcdr.benchmark.aggregate import BASE_MODELS, METRICS, is_target_only
 from recbole_tmcdr.benchmark.stats import paired_test
 
 
