@@ -5,7 +5,8 @@ categories in report order), summarises each scenario x model x metric over seed
 :func:`~.stats.summarize`), and makes the paired tests the report draws conclusions from: each ``TMCDR_*`` model
 against the best other non-TMCDR model of its scenario and in the paper's pairs (:data:`COMPARED_PAIRS`), one
 Holm family; every transfer model against the best target-only floor (one-sided), another.
-:func:`history_frame`: the bridge stage's per-epoch history of every run.
+:func:`history_frame`: the bridge stage's per-epoch history of every run; :func:`training_curves`: its
+validation score per epoch, mean over seeds.
 """
 
 from dataclasses import dataclass, field
@@ -254,3 +255,12 @@ def history_frame(agg):
     frame['model'] = pd.Categorical(frame['model'], categories=agg.models, ordered=True)
     return frame
 
+
+def training_curves(agg):
+    """The validation score per epoch (``position`` of :func:`history_frame`) of each scenario's models, mean over
+    the seeds that trained that epoch (``seeds`` of the ``of`` seeds that ran the model): indexed by scenario,
+    model and position, in report order."""
+    history = history_frame(agg).dropna(subset=['valid_score'])
+    curves = history.groupby(['scenario', 'model', 'position'], observed=True).agg(
+        mean=('valid_score', 'mean'), seeds=('seed', 'nunique'))
+    return curves.join(history.groupby(['scenario', 'model'], observed=True)['seed'].nunique().rename('of'))

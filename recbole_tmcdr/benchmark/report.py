@@ -17,6 +17,7 @@ Reads ``OUT/results.jsonl`` (the last line of each (scenario, model, seed)) and 
 * ``figure1.png``: EMCDR_X vs TMCDR_X (SSCDR vs TMCDR_CML) per scenario, X in MF, BPR, ListRankMF, CML, with
   95% CI error bars (the paper's Figure 1).
 * ``kshot.png``: metric vs K per model, when K-shot results exist.
+* ``training.png``: the validation score per epoch of each model's bridge stage, mean over seeds.
 
 The numbers come from :mod:`.aggregate`, the tables and paragraphs from :mod:`.sections`, the figures from
 :mod:`.figures`; this module puts them in one document and writes the files.
@@ -149,6 +150,14 @@ def render_markdown(agg, figures=None, spec=None):
 
 
 # ----- entry points
+REPORT_FILES = ('table_md', 'table_csv', 'differences', 'figure1', 'kshot', 'training')
+
+
+def written_files(report):
+    """The paths of the files :func:`write_report` wrote."""
+    return [report[k] for k in REPORT_FILES if report.get(k)]
+
+
 def _latest_spec(out_dir):
     """``spec.yaml`` of the latest benchmark invocation in ``out_dir`` ({} if none or unreadable)."""
     try:
@@ -161,8 +170,9 @@ def _latest_spec(out_dir):
 
 
 def write_report(out_dir, records=None, scenario_order=None, model_order=None, stale=None, planned=None):
-    """Write table.md, table.csv, figure1.png and kshot.png into ``out_dir``; returns their paths and the
-    Markdown text (``{'markdown', 'table_md', 'table_csv', 'figure1', 'kshot', 'aggregate'}``). ``stale``: the
+    """Write table.md, table.csv, differences.png, figure1.png, kshot.png and training.png (those with something
+    to show) into ``out_dir``; returns their paths (None: not written) and the Markdown text (``{'markdown',
+    'table_md', 'table_csv', 'differences', 'figure1', 'kshot', 'training', 'aggregate'}``). ``stale``: the
     (scenario, model, seed) whose last record was made from other inputs than the spec's now; they are left out
     of every table and listed in the coverage section (None: not checked, as when the report is made from
     results.jsonl alone). ``planned``: the spec's (scenario, model, seed); other records are left out."""
@@ -186,17 +196,18 @@ def write_report(out_dir, records=None, scenario_order=None, model_order=None, s
         scenario_order, model_order = spec.get('scenario_labels') or [], spec.get('models') or []
     agg = aggregate(records, scenario_order=scenario_order, model_order=model_order)
     agg.stale, agg.stale_checked, agg.outside_spec = stale, checked, outside
-    from recbole_tmcdr.benchmark.figures import plot_figure1, plot_kshot, plot_pair_differences
+    from recbole_tmcdr.benchmark.figures import plot_figure1, plot_kshot, plot_pair_differences, plot_training_curves
     figures = {'TMCDR_X - baseline': plot_pair_differences(agg, os.path.join(out_dir, 'differences.png')),
                'Figure 1': plot_figure1(agg, os.path.join(out_dir, 'figure1.png')),
-               'K-shot': plot_kshot(agg, os.path.join(out_dir, 'kshot.png'))}
+               'K-shot': plot_kshot(agg, os.path.join(out_dir, 'kshot.png')),
+               'Training curves': plot_training_curves(agg, os.path.join(out_dir, 'training.png'))}
     markdown = render_markdown(agg, figures, spec)
     paths = {'table_md': os.path.join(out_dir, 'table.md'), 'table_csv': os.path.join(out_dir, 'table.csv')}
     with open(paths['table_md'], 'w', encoding='utf-8') as f:
         f.write(markdown)
     write_csv(agg, paths['table_csv'])
     return {'markdown': markdown, **paths, 'differences': figures['TMCDR_X - baseline'], 'figure1': figures['Figure 1'],
-            'kshot': figures['K-shot'], 'aggregate': agg}
+            'kshot': figures['K-shot'], 'training': figures['Training curves'], 'aggregate': agg}
 
 
 def main(argv=None):
@@ -211,8 +222,7 @@ def main(argv=None):
         parser.exit(1, f'{error}\n')
     if not args.quiet:
         print(report['markdown'])
-    written = [report[k] for k in ('table_md', 'table_csv', 'differences', 'figure1', 'kshot') if report.get(k)]
-    print(f"written: {', '.join(written)}", file=sys.stderr)
+    print(f"written: {', '.join(written_files(report))}", file=sys.stderr)
     return report
 
 
