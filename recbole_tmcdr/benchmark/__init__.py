@@ -4,7 +4,9 @@ resumable results (``results.jsonl``), local-process or Ray parallelism, and a T
 ``python -m recbole_tmcdr.benchmark --help`` (run) and ``python -m recbole_tmcdr.benchmark.report OUT`` (report).
 
 Modules: :mod:`.spec` (what runs, search spaces, config hash), :mod:`.runner` (execution), :mod:`.results`
-(the JSON-lines file), :mod:`.report` (statistics, tables, figures), :mod:`.paper` (the paper's numbers).
+(the JSON-lines file), :mod:`.report` (the report's document and files), :mod:`.aggregate` (its numbers, on a
+pandas DataFrame of the runs), :mod:`.stats` (CIs, paired tests, Holm), :mod:`.sections` (its tables and
+paragraphs), :mod:`.figures`, :mod:`.paper` (the paper's numbers).
 """
 
 from recbole_tmcdr.benchmark.spec import BenchmarkSpec, SpecError, model_search_space  # noqa: F401

@@ -13,8 +13,9 @@ EPILOG = """\
 Every (scenario, model, seed) is one run: the grid of the model's `benchmark_search_space` (its YAML; default
 learning_rate in {0.001, 0.002, 0.005, 0.01}, the paper's) is tried and the trial with the best cold VALIDATION
 score is kept; its cold TEST metrics go to OUT/results.jsonl (one line per run). Finished runs with the same
-configuration are skipped when the command is run again (resume). At the end OUT/table.md, table.csv,
-figure1.png (and kshot.png) are written and the table is printed.
+configuration are skipped when the command is run again (resume). At the end OUT/table.md, table.csv and the
+figures (differences.png, figure1.png, kshot.png, training.png: those with something to show) are written and
+the table is printed.
 
 Any other parameter: --key=value (YAML value, e.g. --embedding_size=64 '--train_epochs=["SOURCE:5","TARGET:5","OVERLAP:20"]'),
 given to every run. A key set this way is not searched.
@@ -92,8 +93,8 @@ def main(argv=None):
     report = summary.get('report')
     if report:
         print(report['markdown'])
-        written = [report[k] for k in ('table_md', 'table_csv', 'differences', 'figure1', 'kshot') if report.get(k)]
-        print(f"written: {', '.join(written)}", file=sys.stderr)
+        from recbole_tmcdr.benchmark.report import written_files
+        print(f"written: {', '.join(written_files(report))}", file=sys.stderr)
     if summary['failed']:
         print(f"{len(summary['failed'])} run(s) failed: see {summary['out']}/errors.jsonl and the runs' "
               'console.log', file=sys.stderr)

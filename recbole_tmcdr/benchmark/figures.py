@@ -1,10 +1,12 @@
-"""Figures of a benchmark report: the paired differences of the compared pairs, the paper's Figure 1, K-shot."""
+"""Figures of a benchmark report: the paired differences of the compared pairs, the paper's Figure 1, K-shot, and the
+bridge stage's training curves."""
 
+import math
 import warnings
 
 import numpy as np
 
-from recbole_tmcdr.benchmark.report import BASE_MODELS, METRICS, is_target_only
+from recbole_tmcdr.benchmark.aggregate import BASE_MODELS, METRICS, is_target_only, training_curves
 from recbole_tmcdr.benchmark.stats import paired_test
 
 
@@ -19,9 +21,9 @@ def _pyplot():
     return plt
 
 
-def _save(plt, fig, path, title, dpi=120):
+def _save(plt, fig, path, title, dpi=120, rect=None):
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
@@ -150,3 +152,39 @@ def plot_pair_differences(agg, path, metrics=METRICS):
             ax.set_title(f'{scenario}: Δ{name}' + (f' (× = {floor})' if floor else ''), fontsize=9)
     return _save(plt, fig, path, 'Paired difference to the baseline on cold test users, mean and 95% CI over seeds '
                  '(×: the best target-only floor − the same baseline)', dpi=100)
+
+
+def plot_training_curves(agg, path):
+    """One panel per scenario: each model's validation score on the cold validation users (the runs'
+    ``valid_metric``) per epoch of its bridge stage, mean over seeds (TMCDR's warm start and meta stages one after
+    the other). Seeds stop at different epochs: the line is solid while every seed trains, dotted after, where it
+    is the mean of the seeds still training. Target-only models dashed. About 1000 px wide."""
+    plt = _pyplot()
+    curves = training_curves(agg)
+    if curves.empty or plt is None:
+        return None
+    scenarios, models = list(curves.index.unique('scenario')), list(curves.index.unique('model'))
+    colors = plt.get_cmap('tab20').colors  # one colour per model in every panel
+    rows, ncols = math.ceil(len(scenarios) / 2), min(2, len(scenarios))
+    fig, axes = plt.subplots(rows, ncols, figsize=(10, 0.7 + 3.3 * rows), squeeze=False)
+    for ax in axes.flat[len(scenarios):]:
+        ax.set_visible(False)
+    valid_metrics = {s: ', '.join(sorted({str(r.get('valid_metric', 'valid')) for r in agg.records
+                                          if r['scenario'] == s})) for s in scenarios}
+    legend = {}
+    for ax, scenario in zip(axes.flat, scenarios):
+        for model, curve in curves.loc[scenario].groupby(level='model', observed=True):
+            curve = curve.droplevel('model')
+            color, style = colors[models.index(model) % len(colors)], '--' if is_target_only(model) else '-'
+            every_seed = curve[curve['seeds'] == curve['of']]
+            ax.plot(curve.index, curve['mean'], ':', color=color, linewidth=1)
+            legend[model], = ax.plot(every_seed.index, every_seed['mean'], style, color=color, linewidth=1.4)
+        ax.set_title(scenario, fontsize=10)
+        ax.set_xlabel('epoch of the bridge stage')
+        ax.set_ylabel(valid_metrics[scenario])
+        ax.grid(alpha=0.3)
+    shown = [m for m in models if m in legend]
+    fig.legend([legend[m] for m in shown], shown, fontsize=7, loc='center right')
+    return _save(plt, fig, path, 'Validation score per epoch of the bridge stage (cold validation users), mean over '
+                 'seeds\n(dotted: after a seed stopped, the mean of the seeds still training)', dpi=100,
+                 rect=(0, 0, 0.84, 1))

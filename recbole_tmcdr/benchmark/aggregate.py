@@ -1,0 +1,266 @@
+"""The numbers of a benchmark report, from the last result line of each (scenario, model, seed).
+
+:func:`aggregate` puts the runs in a pandas DataFrame (one row per run, scenarios and models as ordered
+categories in report order), summarises each scenario x model x metric over seeds (mean and 95% CI,
+:func:`~.stats.summarize`), and makes the paired tests the report draws conclusions from: each ``TMCDR_*`` model
+against the best other non-TMCDR model of its scenario and in the paper's pairs (:data:`COMPARED_PAIRS`), one
+Holm family; every transfer model against the best target-only floor (one-sided), another.
+:func:`history_frame`: the bridge stage's per-epoch history of every run; :func:`training_curves`: its
+validation score per epoch, mean over seeds.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from recbole_tmcdr.benchmark.results import latest_records
+from recbole_tmcdr.benchmark.stats import PairedTest, adjust_family, finite, fmt_p, paired_test, summarize
+
+METRICS = (('AUC', 'uauc'), ('NDCG@10', 'ndcg@10'))
+# Target-only floors the issue asks every table to show: popularity and the mean warm user. Any other
+# target-only model that was run (e.g. LightGCN) is a floor too (see is_target_only).
+FLOOR_MODELS = ('TargetPop', 'Pop', 'BPR')
+TESTED_PREFIX = 'TMCDR'
+BASE_MODELS = ('MF', 'BPR', 'ListRankMF', 'CML')
+# (baseline, TMCDR model) pairs the paper compares: EMCDR_X vs TMCDR_X, and SSCDR vs TMCDR_CML (its Figure 1).
+COMPARED_PAIRS = tuple((f'EMCDR_{base}', f'TMCDR_{base}') for base in BASE_MODELS) + (('SSCDR', 'TMCDR_CML'),)
+# Target-only models of the plugin (no transfer), if the registry cannot be asked.
+_TARGET_ONLY_FALLBACK = frozenset({'TargetPop', 'Pop', 'BPR', 'ItemKNN', 'EASE', 'LightGCN', 'NeuMF', 'MultiVAE',
+                                   'NGCF'})
+
+
+def is_target_only(model):
+    """True for a model that uses no source data (the floors and RecBole's general models)."""
+    if model in FLOOR_MODELS:
+        return True
+    try:
+        from recbole_tmcdr.registry import MODELS
+        if model in MODELS:
+            return MODELS.get(model).__name__ in ('TargetPop', 'RecBoleGeneralAdapter')
+    except Exception:  # noqa: BLE001
+        pass
+    return model in _TARGET_ONLY_FALLBACK
+
+
+@dataclass
+class Aggregate:
+    records: list
+    runs: pd.DataFrame                              # one row per record: scenario, model (ordered categories), seed
+    scenarios: list
+    models: list                                    # floors first, then in the given order / of first appearance
+    cells: dict                                     # (scenario, model) -> {metric: Summary}
+    kshot: dict                                     # (scenario, model) -> {K: {metric: Summary}}
+    tests: dict = field(default_factory=dict)       # (scenario, model) -> {'baseline', metric: PairedTest}
+    baselines: dict = field(default_factory=dict)   # scenario -> baseline model of the tests (or None)
+    floor_tests: dict = field(default_factory=dict)  # scenario -> [(model, auc, floor, floor_auc, one-sided test)]
+                                                     # of every transfer model against the best floor
+    floors: dict = field(default_factory=dict)       # scenario -> [(floor model, mean auc)]
+    comparisons: list = field(default_factory=list)  # PairComparison of COMPARED_PAIRS
+    stale: list = field(default_factory=list)        # (scenario, model, seed) left out: inputs changed since
+    stale_checked: bool = False                      # whether the runs' inputs were compared with the current ones
+    outside_spec: int = 0                            # finished runs left out because the spec no longer plans them
+
+    def summary(self, scenario, model, metric):
+        return self.cells.get((scenario, model), {}).get(metric)
+
+    def models_in(self, scenario):
+        return [m for m in self.models if (scenario, m) in self.cells]
+
+    def test(self, scenario, model, metric):
+        return self.tests.get((scenario, model), {}).get(metric)
+
+    def starred(self, scenario, model, metric):
+        test = self.test(scenario, model, metric)
+        return bool(test and test.significant)
+
+    def significantly_worse(self, scenario, model, metric):
+        return self.starred(scenario, model, metric) and self.test(scenario, model, metric).diff < 0
+
+    def flagged(self, scenario, model):
+        """Negative transfer: a one-sided paired test (Holm-adjusted) says the model is below the best floor."""
+        return any(m == model and test.significant for m, *_, test in self.floor_tests.get(scenario, []))
+
+
+def _ordered(names, order):
+    """``names`` in the given order first (repeats and unknown names of ``order`` ignored), then the rest."""
+    return list(dict.fromkeys([n for n in order or [] if n in names] + list(names)))
+
+
+def _summaries(rows, keys):
+    """{(*keys, metric): Summary or None} over seeds of ``rows`` ((*keys, seed, metric, value)), in order of first
+    appearance; a non-finite value counts as missing."""
+    frame = pd.DataFrame(rows, columns=[*keys, 'seed', 'metric', 'value'])
+    grouped = frame.groupby([*keys, 'metric'], sort=False)[['seed', 'value']]
+    return {key: summarize(dict(zip(group['seed'].tolist(), group['value'].tolist()))) for key, group in grouped}
+
+
+def _number(value):
+    """A metric value as a float; NaN where it is missing or not a finite number (summarize leaves it out)."""
+    return float(value) if finite(value) else np.nan
+
+
+def _metric_rows(records, metrics):
+    """Rows (scenario, model, seed, metric, value) of the cold test users, and (scenario, model, K, seed, metric,
+    value) of the K-shot results that evaluated any user."""
+    test, kshot = [], []
+    for r in records:
+        scenario, model, seed = r['scenario'], r['model'], int(r['seed'])
+        test += [(scenario, model, seed, key, _number((r.get('cold_test') or {}).get(key))) for _, key in metrics]
+        kshot += [(scenario, model, int(k), seed, key, _number(values.get(key)))
+                  for k, values in (r.get('kshot') or {}).items() if values and values.get('n_users')
+                  for _, key in metrics]
+    return test, kshot
+
+
+def aggregate(records, metrics=METRICS, scenario_order=None, model_order=None):
+    """Statistics of the last record of each (scenario, model, seed). Scenarios and models are listed in the
+    given orders (e.g. the spec's), then in order of first appearance; target-only floors come first."""
+    records = latest_records(records)
+    runs = pd.DataFrame({'scenario': [r['scenario'] for r in records], 'model': [r['model'] for r in records],
+                         'seed': [int(r['seed']) for r in records], 'record': records})
+    scenarios = _ordered(list(runs['scenario'].unique()), scenario_order)
+    models = sorted(_ordered(list(runs['model'].unique()), model_order), key=lambda m: not is_target_only(m))
+    runs['scenario'] = pd.Categorical(runs['scenario'], categories=scenarios, ordered=True)
+    runs['model'] = pd.Categorical(runs['model'], categories=models, ordered=True)
+    test_rows, kshot_rows = _metric_rows(records, metrics)
+    cells, kshot = {}, {}
+    for (scenario, model, key), summary in _summaries(test_rows, ['scenario', 'model']).items():
+        cells.setdefault((scenario, model), {})[key] = summary
+    for (scenario, model, k, key), summary in _summaries(kshot_rows, ['scenario', 'model', 'k']).items():
+        kshot.setdefault((scenario, model), {}).setdefault(k, {})[key] = summary
+    kshot = {pair: dict(sorted(per_k.items())) for pair, per_k in kshot.items()}
+    agg = Aggregate(records=records, runs=runs, scenarios=scenarios, models=models, cells=cells, kshot=kshot)
+    for scenario in scenarios:
+        _test_scenario(agg, scenario, metrics)
+    agg.comparisons = pair_comparisons(agg, metrics)
+    # Two families, each Holm-corrected: the TMCDR comparisons (against the best other model and the paper's
+    # pairs; a test that is in both counts once) and the negative-transfer tests against the floors.
+    family = {(scenario, model, entry['baseline'], key): entry[key]
+              for (scenario, model), entry in agg.tests.items() for _, key in metrics}
+    for c in agg.comparisons:
+        c.test = family.setdefault((c.scenario, c.tmcdr, c.baseline, c.key), c.test)
+    adjust_family(family.values())
+    adjust_family(entry[-1] for entries in agg.floor_tests.values() for entry in entries)
+    return agg
+
+
+def _test_scenario(agg, scenario, metrics):
+    """The paired tests of one scenario: each TMCDR model against the best other model by mean AUC, and every
+    transfer model (the family must not depend on the outcome) against the best target-only floor, one-sided."""
+    auc = metrics[0][1]
+    means = {m: agg.summary(scenario, m, auc).mean for m in agg.models_in(scenario) if agg.summary(scenario, m, auc)}
+    others = [m for m in means if not m.startswith(TESTED_PREFIX)]
+    baseline = agg.baselines[scenario] = max(others, key=means.get) if others else None
+    for model in means:
+        if model.startswith(TESTED_PREFIX) and baseline is not None:
+            entry = agg.tests[(scenario, model)] = {'baseline': baseline}
+            for _, key in metrics:
+                a, b = agg.summary(scenario, model, key), agg.summary(scenario, baseline, key)
+                entry[key] = paired_test(a.by_seed, b.by_seed) if a and b else PairedTest(n=0)
+    floors = agg.floors[scenario] = [(m, auc_mean) for m, auc_mean in means.items() if is_target_only(m)]
+    if floors:
+        floor, floor_auc = max(floors, key=lambda item: item[1])
+        by_seed = {m: agg.summary(scenario, m, auc).by_seed for m in means}
+        agg.floor_tests[scenario] = [(m, means[m], floor, floor_auc, paired_test(by_seed[m], by_seed[floor], 'less'))
+                                     for m in means if not is_target_only(m)]
+
+
+def cell_frame(agg, metrics=METRICS):
+    """One row per (scenario, model, metric) run: its Summary over seeds (None: no finite value), mean and n,
+    its paired test against the scenario's baseline (None: not tested) and the negative-transfer flag."""
+    rows = [{'scenario': scenario, 'model': model, 'metric': key, 'summary': cell.get(key),
+             'test': agg.test(scenario, model, key), 'flagged': agg.flagged(scenario, model)}
+            for (scenario, model), cell in agg.cells.items() for _, key in metrics]
+    frame = pd.DataFrame(rows)
+    frame['mean'] = [np.nan if s is None else s.mean for s in frame['summary']]
+    frame['n'] = [np.nan if s is None else s.n for s in frame['summary']]
+    return frame
+
+
+class Verdict:
+    """Outcome of a paired t-test of a TMCDR model against its baseline (Holm-adjusted p < ALPHA, two-sided)."""
+    BETTER = 'better'
+    WORSE = 'worse'
+    NOT_SIGNIFICANT = 'not significant'
+    UNTESTED = 'n/a'  # fewer than MIN_PAIRS common seeds
+
+
+@dataclass
+class PairComparison:
+    """One (scenario, TMCDR_X vs baseline, metric) paired t-test over the seeds both models ran."""
+    scenario: str
+    tmcdr: str
+    baseline: str
+    metric: str
+    key: str
+    tmcdr_mean: float
+    baseline_mean: float
+    test: PairedTest
+
+    @property
+    def n(self):
+        return self.test.n
+
+    @property
+    def verdict(self):
+        if not self.test.tested:
+            return Verdict.UNTESTED
+        if self.test.significant:
+            return Verdict.BETTER if self.test.diff > 0 else Verdict.WORSE
+        return Verdict.NOT_SIGNIFICANT
+
+    @property
+    def label(self):
+        return (f'{self.scenario} {self.metric} ({self.tmcdr_mean:.4f} vs {self.baseline_mean:.4f}, '
+                f'Δ {self.test.ci_text()}, Holm p {fmt_p(self.test.p_holm)})')
+
+
+def pair_comparisons(agg, metrics=METRICS):
+    """Every run pair of ``COMPARED_PAIRS`` on every scenario and metric, as PairComparison rows (their tests are
+    Holm-adjusted by :func:`aggregate`)."""
+    comparisons = []
+    for scenario in agg.scenarios:
+        for baseline, tmcdr in COMPARED_PAIRS:
+            for name, key in metrics:
+                ours, theirs = agg.summary(scenario, tmcdr, key), agg.summary(scenario, baseline, key)
+                if ours is not None and theirs is not None:
+                    comparisons.append(PairComparison(scenario, tmcdr, baseline, name, key, ours.mean, theirs.mean,
+                                                      paired_test(ours.by_seed, theirs.by_seed)))
+    return comparisons
+
+
+HISTORY_COLUMNS = ('scenario', 'model', 'seed', 'valid_metric', 'stage', 'epoch', 'position', 'loss', 'valid_score',
+                   'inner_step_ratio')
+
+
+def history_frame(agg):
+    """One row per validated epoch of the bridge stage of every run (its record's ``training.history``): the
+    run, its ``valid_metric``, the entry's stage, epoch, training loss, validation score and (TMCDR) inner-step
+    ratio, and ``position``: the epoch counted over the run's stages laid end to end (TMCDR's warm start, then its
+    meta stage, whose epochs count from 0 again)."""
+    rows = []
+    for record in agg.records:
+        training = record.get('training') if isinstance(record.get('training'), dict) else {}
+        offset, stage, last_epoch = 0, None, -1
+        for entry in training.get('history') or []:
+            if stage is not None and entry.get('stage', 'bridge') != stage:
+                offset += last_epoch + 1
+            stage, last_epoch = entry.get('stage', 'bridge'), entry.get('epoch', 0)
+            rows.append({**entry, 'scenario': record['scenario'], 'model': record['model'],
+                         'seed': int(record['seed']), 'valid_metric': str(record.get('valid_metric', 'valid')),
+                         'stage': stage, 'position': offset + last_epoch})
+    frame = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    frame['scenario'] = pd.Categorical(frame['scenario'], categories=agg.scenarios, ordered=True)
+    frame['model'] = pd.Categorical(frame['model'], categories=agg.models, ordered=True)
+    return frame
+
+
+def training_curves(agg):
+    """The validation score per epoch (``position`` of :func:`history_frame`) of each scenario's models, mean over
+    the seeds that trained that epoch (``seeds`` of the ``of`` seeds that ran the model): indexed by scenario,
+    model and position, in report order."""
+    history = history_frame(agg).dropna(subset=['valid_score'])
+    curves = history.groupby(['scenario', 'model', 'position'], observed=True).agg(
+        mean=('valid_score', 'mean'), seeds=('seed', 'nunique'))
+    return curves.join(history.groupby(['scenario', 'model'], observed=True)['seed'].nunique().rename('of'))
