@@ -191,7 +191,7 @@ def install_config_hooks():
         if self.model in MODELS:
             user_keys = [k for k in self.external_config_dict if k not in ('source_domain', 'target_domain')]
             validate(self.final_config_dict, MODELS.get(self.model), user_keys=user_keys,
-                     defaults=self.internal_config_dict)
+                     defaults=self.internal_config_dict, model_classes=[cls for _, cls in MODELS.items()])
         set_default_parameters(self)
 
     def _check_cross_domain(self):

@@ -65,8 +65,11 @@ TRAINERS = Registry('trainer')
 
 def register_model(*names):
     """Class decorator: register a model class under its own name, or under the given names (aliases that
-    share one implementation and differ only in their YAML, e.g. ``TMCDR_MF`` / ``TMCDR_BPR``)."""
+    share one implementation and differ only in their YAML, e.g. ``TMCDR_MF`` / ``TMCDR_BPR``). The class's
+    ``config_rules`` (its own keys) are checked here."""
     def decorator(cls):
+        from recbole_tmcdr.validation import check_declared_rules
+        check_declared_rules(cls)
         for name in names or (cls.__name__,):
             MODELS.register(name, cls)
         return cls

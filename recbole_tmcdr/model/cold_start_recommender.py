@@ -25,6 +25,9 @@ class ColdStartRecommender(CrossDomainRecommender):
     trainer = 'ColdStartTrainer'
     # The phases of train_epochs the model trains in, in order (checked at start-up); () = trains nothing.
     train_phases = ()
+    # The model's own keys -> their recbole_tmcdr.validation.Rule, checked at start-up like the shared keys;
+    # inherited, so a subclass declares only the keys it adds (or a rule it changes).
+    config_rules = {}
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
