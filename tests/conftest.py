@@ -39,9 +39,11 @@ def tiny_scenario(tmp_path):
 
 @pytest.fixture
 def registry_restored(monkeypatch):
-    """Models the test registers are forgotten afterwards."""
+    """Models the test registers, and entry points it installs, are forgotten afterwards."""
     from recbole_tmcdr.registry import MODELS
     monkeypatch.setattr(MODELS, '_entries', dict(MODELS._entries))
+    monkeypatch.setattr(MODELS, '_plugins_loaded', True)
+    monkeypatch.setattr(MODELS, '_plugin_error', None)
     return MODELS
 
 
