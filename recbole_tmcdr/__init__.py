@@ -4,7 +4,7 @@ Importing the package applies the toolkit compatibility fixes (:mod:`recbole_tmc
 toolkit from unpickling datasets, dataloaders and checkpoints (:mod:`recbole_tmcdr.safe_loading`), registers the
 plugin's models, trainers and metrics, and hooks the registry into recbole-cdr, so that the toolkit's own
 ``recbole_cdr.quick_start.run_recbole_cdr(model='TMCDR_MF', ...)`` finds them. A model of your own registers
-with :func:`register_model` and declares its keys with :class:`Rule`.
+with :func:`register_model` and declares its keys with :class:`Rule` (README, "Add your own model").
 """
 
 __version__ = '0.1.0'

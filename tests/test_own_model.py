@@ -1,17 +1,26 @@
 """A model of the user's own: the keys it declares, registration from a module outside the package, the entry-point
-group and ``--import``."""
+group, ``--import``, and the README's "Add your own model" section, run as it is written."""
 
+import configparser
+import json
 import logging
+import re
+import shlex
 import sys
+from pathlib import Path
 
 import pytest
 
 from recbole_tmcdr.__main__ import main as cli_main
+from recbole_tmcdr.benchmark import results as results_io
 from recbole_tmcdr.benchmark.__main__ import main as benchmark_main
-from recbole_tmcdr.benchmark.spec import BenchmarkSpec, SpecError, resolve_scenario, run_inputs
+from recbole_tmcdr.benchmark.spec import BenchmarkSpec, SpecError, model_search_space, resolve_scenario, run_inputs
 from recbole_tmcdr.quick_start import build_config
 from recbole_tmcdr.registry import ENTRY_POINT_GROUP, MODELS, RegistryError, import_modules, register_model
 from recbole_tmcdr.validation import ConfigError, Rule
+
+README = Path(__file__).resolve().parents[1] / 'README.md'
+FEW_EPOCHS = ['--train_epochs=["SOURCE:1","TARGET:1","OVERLAP:1"]', '--embedding_size=8', '--state=WARNING']
 
 
 def install_distribution(site, name, entry_points):
@@ -109,3 +118,70 @@ def test_benchmark_spec_imports(tmp_path, own_model_module):
     # resume compares the model's own source file; a plugin model's inputs (and hash) are as before
     assert run_inputs(scenario, 'EMCDRMargin', str(tmp_path))['user_code']
     assert 'user_code' not in run_inputs(scenario, 'EMCDR_MF', str(tmp_path))
+
+
+# ----- the README section, as written
+def readme_blocks(title):
+    """(language, code) of the fenced blocks of a README section."""
+    text = README.read_text(encoding='utf-8')
+    start = text.index(f'\n## {title}\n')
+    section = text[start:text.find('\n## ', start + 1)]
+    return re.findall(r'```(\w+)\n(.*?)```', section, re.S)
+
+
+def test_the_readme_section_runs_as_written(tmp_path, monkeypatch, capsys, caplog, request, registry_restored):
+    blocks = {}
+    for language, code in readme_blocks('Add your own model'):
+        blocks.setdefault(language, []).append(code)
+    (module, usage), (yaml_file,), (commands,), (setup_cfg,) = (blocks[k] for k in ('python', 'yaml', 'bash', 'ini'))
+    # the model's files, named by their first line, in the directory the user runs from
+    for code in (module, yaml_file):
+        (tmp_path / code.splitlines()[0].lstrip('# ').split(',')[0]).write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    request.addfinalizer(lambda: sys.modules.pop('my_emcdr', None))
+    plugin_models = dict(MODELS._entries)
+
+    # the command lines, with fewer epochs and one seed (the single run's: its split and pre-training are reused):
+    # --import registers the model
+    for line in commands.strip().splitlines():
+        python, dash_m, program, *args = shlex.split(line)
+        assert [python, dash_m] == ['python', '-m']
+        if program == 'recbole_tmcdr':
+            cli_main(args + FEW_EPOCHS + ['--no_save'])
+            printed = capsys.readouterr().out
+            assert json.loads(printed[printed.index('{'):])['model'] == 'EMCDRHuber'
+        else:
+            assert program == 'recbole_tmcdr.benchmark'
+            assert benchmark_main(args + ['--seeds', '2022', '--no-lr-search', '--jobs', '1', '--out', 'bench',
+                                          '--no-progress', *FEW_EPOCHS]) == 0
+            lines = results_io.load_records('bench/results.jsonl')
+            assert sorted(r['model'] for r in lines) == ['EMCDRHuber', 'EMCDR_MF']
+            capsys.readouterr()
+
+    # what the section says of the key and the YAML
+    assert model_search_space('EMCDRHuber') == {'learning_rate': [0.001, 0.01], 'huber_delta': [0.03, 0.1, 0.3]}
+    assert build_config('EMCDRHuber', 'ml_genre')['huber_delta'] == 0.1
+    with pytest.raises(SystemExit):
+        cli_main(['--import', 'my_emcdr', '--model', 'EMCDRHuber', '--dataset', 'ml_genre', '--huber_delta=-1'])
+    assert ("recbole-tmcdr: error: The 'huber_delta' parameter of EMCDRHuber must be a float > 0. Got -1 instead.\n"
+            == capsys.readouterr().err)
+    with caplog.at_level(logging.WARNING):
+        build_config('EMCDRHuber', 'ml_genre', config_dict={'huber_detla': 0.5})
+    assert "Did you mean 'huber_delta'?" in caplog.text
+
+    # the Python lines, as `python run.py --train_epochs=...` runs them
+    monkeypatch.setattr(sys, 'argv', ['run.py', *FEW_EPOCHS])
+    namespace = {}
+    exec(compile(usage, 'README.md', 'exec'), namespace)
+    assert 0 <= namespace['result']['test_result']['ndcg@10'] <= 1
+
+    # installed as a package with the section's entry point, the model needs no import
+    monkeypatch.setattr(MODELS, '_entries', plugin_models)
+    sys.modules.pop('my_emcdr')
+    setup = configparser.ConfigParser()
+    setup.read_string(setup_cfg)
+    declared = [line.partition('=') for line in setup['options.entry_points'][ENTRY_POINT_GROUP].splitlines() if line]
+    install_distribution(tmp_path / 'site', 'my-emcdr', {name.strip(): value.strip() for name, _, value in declared})
+    monkeypatch.syspath_prepend(str(tmp_path / 'site'))
+    monkeypatch.setattr(MODELS, '_plugins_loaded', False)
+    assert MODELS.get('EMCDRHuber').__module__ == 'my_emcdr'
