@@ -299,7 +299,10 @@ def validate(final_config, model_class, user_keys=(), defaults=None, model_class
         value = final_config.get(key)
         if not rule.accepts(value):
             who = model_class.__name__ if key in own_rules else GLOBAL
-            raise ConfigError(f"The '{key}' parameter of {who} must be {rule.describe()}. Got {value!r} instead.")
+            unset = (" (null or not set: set it, or give it a default in the model's YAML)"
+                     if value is None and key in own_rules else '')
+            raise ConfigError(f"The '{key}' parameter of {who} must be {rule.describe()}. Got {value!r} instead"
+                              f'{unset}.')
     for check in CROSS_CHECKS:
         message = check(final_config, model_class, defaults)
         if message:

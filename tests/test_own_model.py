@@ -39,6 +39,10 @@ def test_declared_keys_are_checked_like_the_plugins(tiny_scenario, own_model_mod
     with pytest.raises(ConfigError) as error:
         build_config('EMCDRMargin', config_file_list=[tiny_scenario], config_dict={'margin': -1})
     assert str(error.value) == "The 'margin' parameter of EMCDRMargin must be a float > 0. Got -1 instead."
+    with pytest.raises(ConfigError) as error:  # the module ships no YAML: the key has no default
+        build_config('EMCDRMargin', config_file_list=[tiny_scenario])
+    assert str(error.value) == ("The 'margin' parameter of EMCDRMargin must be a float > 0. Got None instead (null or "
+                                "not set: set it, or give it a default in the model's YAML).")
     with pytest.raises(ConfigError, match="The 'mapping_activation' parameter of EMCDRMargin must be one of"):
         build_config('EMCDRMargin', config_file_list=[tiny_scenario], config_dict={'margin': 1.0,
                                                                                     'mapping_activation': 'gelu'})
