@@ -15,6 +15,11 @@ def models_and_datasets_epilog():
             'Any other parameter: --key=value (YAML value, e.g. --learning_rate=0.005 --mapping_layers=[512]).')
 
 
+def add_import_argument(parser):
+    parser.add_argument('--import', dest='imports', action='append', default=[], metavar='MODULE',
+                        help='import MODULE first: a module of your own that registers models (repeatable)')
+
+
 def parse_overrides(extra_args, parser):
     """``--key=value`` pairs into a config dict, values read as YAML (``1e-3`` is a float, as in RecBole)."""
     overrides = {}

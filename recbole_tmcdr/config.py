@@ -37,10 +37,14 @@ def resource_dir(name):
 
 
 def plugin_yaml_files(model_name):
-    """The plugin's internal YAML files for a registered model, lowest priority first."""
+    """The internal YAML files for a registered model, lowest priority first: the plugin's ``overall.yaml``,
+    then for each of its YAML names the plugin's ``properties/model/<name>.yaml`` and the one in the model's own
+    ``yaml_dir`` (a model from outside the package)."""
     properties = resource_dir('properties')
+    own_dir = getattr(MODELS.get(model_name), 'yaml_dir', None)
+    model_dirs = [properties / 'model'] + ([Path(own_dir)] if own_dir else [])
     files = [properties / 'overall.yaml']
-    files += [properties / 'model' / f'{name}.yaml' for name in model_yaml_names(model_name)]
+    files += [folder / f'{name}.yaml' for name in model_yaml_names(model_name) for folder in model_dirs]
     return [f for f in files if f.is_file()]
 
 
@@ -197,7 +201,7 @@ def install_config_hooks():
         if self.model in MODELS:
             user_keys = [k for k in self.external_config_dict if k not in ('source_domain', 'target_domain')]
             validate(self.final_config_dict, MODELS.get(self.model), user_keys=user_keys,
-                     defaults=self.internal_config_dict)
+                     defaults=self.internal_config_dict, model_classes=[cls for _, cls in MODELS.items()])
         set_default_parameters(self)
 
     def _check_cross_domain(self):

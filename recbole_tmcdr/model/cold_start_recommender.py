@@ -25,6 +25,12 @@ class ColdStartRecommender(CrossDomainRecommender):
     trainer = 'ColdStartTrainer'
     # The phases of train_epochs the model trains in, in order (checked at start-up); () = trains nothing.
     train_phases = ()
+    # The model's own keys -> their recbole_tmcdr.validation.Rule, checked at start-up like the shared keys;
+    # inherited, so a subclass declares only the keys it adds (or a rule it changes).
+    config_rules = {}
+    # A directory holding the model's own YAML (<name>.yaml for the names of registry.model_yaml_names), for a
+    # model outside the plugin's properties/model/, e.g. Path(__file__).parent.
+    yaml_dir = None
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

@@ -12,6 +12,7 @@ from recbole.model.init import xavier_normal_initialization
 from recbole_tmcdr.model.base_models import make_base_model
 from recbole_tmcdr.model.cold_start_recommender import ColdStartRecommender
 from recbole_tmcdr.phases import Phase
+from recbole_tmcdr.validation import BASE_MODEL_NAMES, Rule, non_negative, positive
 
 
 def build_mlp(in_dim, hidden_sizes, out_dim, activation='tanh'):
@@ -34,6 +35,19 @@ class CrossDomainMappingRecommender(ColdStartRecommender):
     """Pre-trained source/target base models + a bridge from source to target user space."""
 
     train_phases = (Phase.SOURCE, Phase.TARGET, Phase.OVERLAP)
+    config_rules = {
+        'pretrain_learning_rate': Rule('float', positive, '> 0'),
+        'embedding_reg_weight': Rule('float', non_negative, '>= 0'),
+        'pretrain_stopping_tol': Rule('float', non_negative, '>= 0'),
+        'pretrain_stopping_step': Rule('int', positive, '> 0'),
+        'force_pretrain': Rule('bool'),
+        'pretrain_users': Rule('str', choices=('all', 'overlap')),
+        'base_model': Rule('str', choices=BASE_MODEL_NAMES),
+        'cml_margin': Rule('float', positive, '> 0'),
+        'mapping_layers': Rule('list', lambda v: all(isinstance(h, int) and h > 0 for h in v), 'of positive integers'),
+        'mapping_activation': Rule('str', choices=('tanh', 'relu', 'sigmoid')),
+        'mapping_batch_size': Rule('int', positive, '> 0'),
+    }
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

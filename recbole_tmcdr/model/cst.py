@@ -29,9 +29,7 @@ from torch import nn
 from recbole_tmcdr.model.cross_domain_mapping import CrossDomainMappingRecommender
 from recbole_tmcdr.phases import Phase
 from recbole_tmcdr.registry import register_model
-from recbole_tmcdr.validation import Rule, non_negative, register_rules
-
-register_rules({'cst_reg_weight': Rule('float', non_negative, '>= 0', owner='CST')})
+from recbole_tmcdr.validation import Rule, non_negative
 
 
 @register_model('CST')
@@ -42,6 +40,7 @@ class CST(CrossDomainMappingRecommender):
     phase_loader_modes = {Phase.TARGET: Phase.TARGET}  # the regularised target model is validated on cold users
     tiny_train_epochs = ["SOURCE:2", "TARGET:2"]  # phases of the common test suite's tiny runs
     train_phases = (Phase.SOURCE, Phase.TARGET)  # no bridge: the target model is regularised towards the source
+    config_rules = {'cst_reg_weight': Rule('float', non_negative, '>= 0')}
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

@@ -34,7 +34,7 @@ from torch import nn
 from recbole_tmcdr.model.cold_start_recommender import WARM_USER_FIELD
 from recbole_tmcdr.model.cross_domain_mapping import CrossDomainMappingRecommender
 from recbole_tmcdr.registry import register_model
-from recbole_tmcdr.validation import Rule, positive, register_rules
+from recbole_tmcdr.validation import Rule, positive
 
 # Fields of a task-objective batch (built by recbole_tmcdr.trainer.ptupcdr_trainer): the batch's warm users
 # under WARM_USER_FIELD (U,), then per sample: SAMPLE_USER (S,) index into the users, POS (S,), NEG (S, k).
@@ -49,14 +49,6 @@ class Objective(str, Enum):
 class HistorySampling(str, Enum):
     RANDOM = 'random'  # a fixed random subset of the user's source items (seeded)
     RECENT = 'recent'  # the most recent source items (needs the source TIME_FIELD)
-
-
-register_rules({
-    'ptupcdr_objective': Rule('str', choices=tuple(o.value for o in Objective), owner='PTUPCDR'),
-    'ptupcdr_meta_dim': Rule('int', positive, '> 0', owner='PTUPCDR'),
-    'ptupcdr_max_history': Rule('int', positive, '> 0', owner='PTUPCDR'),
-    'ptupcdr_history_sampling': Rule('str', choices=tuple(s.value for s in HistorySampling), owner='PTUPCDR'),
-})
 
 
 class PersonalBridge(nn.Module):
@@ -100,6 +92,12 @@ class PTUPCDR(CrossDomainMappingRecommender):
     """A meta network generates each user's bridge W_u from the attention-pooled source history."""
 
     trainer = 'PTUPCDRTrainer'
+    config_rules = {
+        'ptupcdr_objective': Rule('str', choices=tuple(o.value for o in Objective)),
+        'ptupcdr_meta_dim': Rule('int', positive, '> 0'),
+        'ptupcdr_max_history': Rule('int', positive, '> 0'),
+        'ptupcdr_history_sampling': Rule('str', choices=tuple(s.value for s in HistorySampling)),
+    }
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

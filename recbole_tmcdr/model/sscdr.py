@@ -32,12 +32,7 @@ import torch
 from recbole_tmcdr.model.cross_domain_mapping import CrossDomainMappingRecommender
 from recbole_tmcdr.phases import Phase
 from recbole_tmcdr.registry import register_model
-from recbole_tmcdr.validation import Rule, non_negative, register_rules
-
-register_rules({
-    'sscdr_unsup_weight': Rule('float', non_negative, '>= 0', owner='SSCDR'),
-    'sscdr_hops': Rule('int', non_negative, '>= 0', owner='SSCDR'),
-})
+from recbole_tmcdr.validation import Rule, non_negative
 
 
 def csr_adjacency(rows, cols, num_rows):
@@ -72,6 +67,10 @@ class SSCDR(CrossDomainMappingRecommender):
 
     trainer = 'JointTrainer'
     phase_loader_modes = {Phase.OVERLAP: Phase.SOURCE}  # the mapping phase iterates the source triples
+    config_rules = {
+        'sscdr_unsup_weight': Rule('float', non_negative, '>= 0'),
+        'sscdr_hops': Rule('int', non_negative, '>= 0'),
+    }
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

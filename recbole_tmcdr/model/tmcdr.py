@@ -28,6 +28,7 @@ from torch.func import functional_call, grad, grad_and_value, vmap
 from recbole_tmcdr.model.cold_start_recommender import WARM_USER_FIELD
 from recbole_tmcdr.model.cross_domain_mapping import CrossDomainMappingRecommender
 from recbole_tmcdr.registry import register_model
+from recbole_tmcdr.validation import Rule, non_negative, open_unit, positive
 
 
 class LossReduction(str, Enum):
@@ -62,6 +63,21 @@ class TMCDR(CrossDomainMappingRecommender):
     """Meta network f_theta over frozen pre-trained embeddings, trained task-oriented with MAML."""
 
     trainer = 'MetaTrainer'
+    config_rules = {
+        'meta_inner_lr': Rule('float', non_negative, '>= 0'),
+        'meta_inner_steps': Rule('int', non_negative, '>= 0'),
+        'meta_first_order': Rule('bool'),
+        'meta_loss_reduction': Rule('str', choices=tuple(r.value for r in LossReduction)),
+        'meta_group_size': Rule('int', lambda v: v >= 2, '>= 2'),
+        'meta_support_fraction': Rule('float', open_unit, 'in (0, 1)'),
+        'meta_groups_per_batch': Rule('int', positive, '> 0'),
+        'meta_max_positives_per_user': Rule('int', positive, '> 0', nullable=True),
+        'meta_vmap_chunk_size': Rule('int', positive, '> 0', nullable=True),
+        'meta_test_adapt_steps': Rule('int', non_negative, '>= 0'),
+        'meta_warm_start_epochs': Rule('int', non_negative, '>= 0'),
+        'meta_scoring': Rule('str', choices=tuple(s.value for s in ScoringParameters)),
+        'meta_diagnostics': Rule('bool'),
+    }
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
