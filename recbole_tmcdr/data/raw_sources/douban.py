@@ -1,0 +1,67 @@
+"""Douban: <raw_data_path>/douban/<domain>_ratings.dat, tab-separated user, item, rating (no header)."""
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from recbole_tmcdr.data.raw_sources.common import (
+    Converter, DomainPair, ScenarioDataError, check_domain_name, check_overlap, check_threshold, normalise_domain,
+    require_file, require_raw_data_path,
+)
+from recbole_tmcdr.data.raw_sources.tables import (
+    check_field_counts, check_tokens, check_user_tokens, read_rows, to_float,
+)
+
+
+class DoubanConverter(Converter):
+    type_name = 'douban'
+    required_keys = ('source', 'target')
+    defaults = {'rating_threshold': None}
+    doc = ('douban reads <raw_data_path>/douban/<domain>_ratings.dat (tab-separated user, item, rating; no '
+           'header); keys: source, target (e.g. music, book), optional rating_threshold.')
+
+    def validate(self, scenario):
+        check_domain_name(scenario['source'], 'source', self.type_name)
+        check_domain_name(scenario['target'], 'target', self.type_name)
+        if scenario['source'] == scenario['target']:
+            raise ScenarioDataError('scenario.source and scenario.target must be different Douban domains.')
+        check_threshold(scenario['rating_threshold'], 'rating_threshold')
+
+    def _path(self, raw_data_path, domain):
+        root = require_raw_data_path(raw_data_path, self.type_name)
+        return os.path.join(root, 'douban', f'{domain}_ratings.dat')
+
+    def raw_files(self, scenario, raw_data_path):
+        out = []
+        for key in ('source', 'target'):
+            d = scenario[key]
+            out.append(require_file(
+                self._path(raw_data_path, d), f'it holds the Douban {d!r} ratings (scenario.{key} = {d!r})',
+                raw_data_path))
+        return out
+
+    def _read(self, path, domain, threshold):
+        _, rows, lines = read_rows(path, '\t', has_header=False)
+        if not rows:
+            raise ScenarioDataError(f'{path}: the file is empty; expected tab-separated lines "user item rating".')
+        check_field_counts(path, rows, lines, (3,), 'user, item, rating', '\t')
+        users = pd.Series([r[0] for r in rows], dtype=object)
+        items = pd.Series([r[1] for r in rows], dtype=object)
+        check_user_tokens(users, path, lines)
+        check_tokens(items, path, lines, 'item')
+        rating = to_float([r[2] for r in rows], path, lines, 'rating')
+        df = pd.DataFrame({'user': users, 'item': domain + ':' + items, 'timestamp': np.nan})
+        if threshold is not None:
+            df = df[rating >= threshold]
+        return normalise_domain(df, f'{path} (rating_threshold={threshold})')
+
+    def load(self, scenario, raw_data_path):
+        src_path, tgt_path = self.raw_files(scenario, raw_data_path)
+        thr = scenario['rating_threshold']
+        pair = DomainPair(
+            source=self._read(src_path, scenario['source'], thr),
+            target=self._read(tgt_path, scenario['target'], thr),
+            source_name=scenario['source'], target_name=scenario['target'], raw_files=[src_path, tgt_path],
+        )
+        return check_overlap(pair, src_path, tgt_path)
