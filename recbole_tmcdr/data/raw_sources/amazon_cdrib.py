@@ -13,7 +13,7 @@ from recbole_tmcdr.data.raw_sources.common import (
     Converter, DomainPair, ScenarioDataError, check_domain_name, check_overlap, normalise_domain, require_file,
     require_raw_data_path,
 )
-from recbole_tmcdr.data.raw_sources.tables import check_field_counts, read_rows, to_int_ids
+from recbole_tmcdr.data.raw_sources.tables import read_table
 
 logger = logging.getLogger(__name__)
 
@@ -90,12 +90,12 @@ class AmazonCdribConverter(Converter):
     def _read_domain(self, paths):
         users, items, where = [], [], []
         for path in paths:
-            _, rows, lines = read_rows(path, '\t', has_header=False)
-            if not rows:
+            table = read_table(path, '\t', has_header=False)
+            if not len(table):
                 continue  # an empty valid/test file is allowed; an empty domain is caught below
-            check_field_counts(path, rows, lines, (2,), 'user, item', '\t')
-            users.append(to_int_ids([r[0] for r in rows], path, lines, 'user id'))
-            items.append(to_int_ids([r[1] for r in rows], path, lines, 'item id'))
+            table.check_field_counts((2,), 'user, item')
+            users.append(table.ids(table.column(0), 'user id'))
+            items.append(table.ids(table.column(1), 'item id'))
             where.append((path, int(users[-1].max())))
         if not users:
             raise ScenarioDataError(f'{os.path.dirname(paths[0])}: train.txt, valid.txt and test.txt are all empty.')

@@ -9,9 +9,7 @@ from recbole_tmcdr.data.raw_sources.common import (
     Converter, DomainPair, ScenarioDataError, check_domain_name, check_overlap, check_threshold, normalise_domain,
     require_file, require_raw_data_path,
 )
-from recbole_tmcdr.data.raw_sources.tables import (
-    check_field_counts, check_tokens, check_user_tokens, read_rows, to_float,
-)
+from recbole_tmcdr.data.raw_sources.tables import read_table
 
 
 class DoubanConverter(Converter):
@@ -42,15 +40,13 @@ class DoubanConverter(Converter):
         return out
 
     def _read(self, path, domain, threshold):
-        _, rows, lines = read_rows(path, '\t', has_header=False)
-        if not rows:
+        table = read_table(path, '\t', has_header=False)
+        if not len(table):
             raise ScenarioDataError(f'{path}: the file is empty; expected tab-separated lines "user item rating".')
-        check_field_counts(path, rows, lines, (3,), 'user, item, rating', '\t')
-        users = pd.Series([r[0] for r in rows], dtype=object)
-        items = pd.Series([r[1] for r in rows], dtype=object)
-        check_user_tokens(users, path, lines)
-        check_tokens(items, path, lines, 'item')
-        rating = to_float([r[2] for r in rows], path, lines, 'rating')
+        table.check_field_counts((3,), 'user, item, rating')
+        users = table.tokens(table.column(0), 'user')
+        items = table.tokens(table.column(1), 'item')
+        rating = table.numbers(table.column(2), 'rating')
         df = pd.DataFrame({'user': users, 'item': domain + ':' + items, 'timestamp': np.nan})
         if threshold is not None:
             df = df[rating >= threshold]

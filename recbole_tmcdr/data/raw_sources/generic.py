@@ -10,9 +10,7 @@ from recbole_tmcdr.data.raw_sources.common import (
     RAW_DATA_PATH_HINT, Converter, DomainPair, ScenarioDataError, check_domain_name, check_overlap, check_threshold,
     normalise_domain, require_file,
 )
-from recbole_tmcdr.data.raw_sources.tables import (
-    check_field_counts, check_tokens, check_user_tokens, read_rows, sep_name, to_float,
-)
+from recbole_tmcdr.data.raw_sources.tables import read_table, sep_name
 
 # RecBole atomic-file field types (a header field is ``name:type``).
 _RECBOLE_TYPES = ('token', 'token_seq', 'float', 'float_seq')
@@ -106,7 +104,8 @@ class GenericConverter(Converter):
 
     def _read(self, path, domain, scenario):
         sep = self._detect_sep(path, scenario['sep'])
-        header, rows, lines = read_rows(path, sep, has_header=True)
+        table = read_table(path, sep, has_header=True)
+        header = table.header
         if header is None:
             raise ScenarioDataError(f'{path}: the file is empty; expected a header line and interactions.')
         names = []
@@ -140,40 +139,34 @@ class GenericConverter(Converter):
             raise ScenarioDataError(
                 f'{path}: scenario.rating_threshold is set but the file has no rating column (header {names}); set '
                 f'scenario.columns.rating or remove rating_threshold.')
-        check_field_counts(path, rows, lines, (len(names),), f'header {names}', sep)
-        if not rows:
+        table.check_field_counts((len(names),), f'header {names}')
+        if not len(table):
             raise ScenarioDataError(f'{path}: the file has a header but no interactions.')
-        users = pd.Series([r[roles['user']] for r in rows], dtype=object)
-        items = pd.Series([r[roles['item']] for r in rows], dtype=object)
-        check_user_tokens(users, path, lines)
-        check_tokens(items, path, lines, 'item')
-        ts = np.full(len(rows), np.nan)
+        users = table.tokens(table.column(roles['user']), 'user')
+        items = table.tokens(table.column(roles['item']), 'item')
+        ts = np.full(len(table), np.nan)
         if 'timestamp' in roles:
-            ts = self._timestamps([r[roles['timestamp']] for r in rows], path, lines, names[roles['timestamp']])
-        keep = np.ones(len(rows), dtype=bool)
+            ts = self._timestamps(table, table.column(roles['timestamp']), names[roles['timestamp']])
+        keep = np.ones(len(table), dtype=bool)
         if 'rating' in roles:
-            rating = to_float([r[roles['rating']] for r in rows], path, lines, f'rating ({names[roles["rating"]]})')
+            rating = table.numbers(table.column(roles['rating']), f'rating ({names[roles["rating"]]})')
             if scenario['rating_threshold'] is not None:
                 keep = rating >= scenario['rating_threshold']
         df = pd.DataFrame({'user': users, 'item': domain + ':' + items, 'timestamp': ts})[keep]
         return normalise_domain(df, f'{path} (rating_threshold={scenario["rating_threshold"]})')
 
     @staticmethod
-    def _timestamps(values, path, lines, column):
-        s = pd.Series(values, dtype=object)
-        empty = (s == '').to_numpy()
-        first = s[~empty].iloc[:1]
+    def _timestamps(table, values, column):
+        empty = (values == '').to_numpy()
+        first = values[~empty].iloc[:1]
         if np.isfinite(pd.to_numeric(first, errors='coerce')).all():
             # a column of numbers (its first value is one, or it is empty): a value that is not one is the error
-            return to_float(values, path, lines, f'timestamp ({column})', allow_empty=True)
+            return table.numbers(values, f'timestamp ({column})', allow_empty=True)
         # not numeric: try date/time strings -> seconds since the epoch
-        dt = pd.to_datetime(s.where(~empty, None), errors='coerce', utc=True, format='mixed')
-        bad = dt.isna().to_numpy() & ~empty
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise ScenarioDataError(
-                f'{path}, line {lines[i]}: the timestamp ({column}) value {values[i]!r} is neither a number nor a '
-                f'date/time. Fix the file or set scenario.columns.timestamp: null to ignore it.')
+        dt = pd.to_datetime(values.where(~empty, None), errors='coerce', utc=True, format='mixed')
+        table.check(dt.isna().to_numpy() & ~empty,
+                    lambda i: f'the timestamp ({column}) value {values.iloc[i]!r} is neither a number nor a '
+                              f'date/time. Fix the file or set scenario.columns.timestamp: null to ignore it.')
         secs = (dt - pd.Timestamp('1970-01-01', tz='UTC')).dt.total_seconds()
         return secs.to_numpy(dtype=np.float64)
 

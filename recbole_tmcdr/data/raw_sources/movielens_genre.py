@@ -9,7 +9,7 @@ from recbole_tmcdr.data.raw_sources.common import (
     Converter, DomainPair, ScenarioDataError, check_domain_name, check_overlap, check_threshold, normalise_domain,
     require_file,
 )
-from recbole_tmcdr.data.raw_sources.tables import check_field_counts, read_rows, to_float
+from recbole_tmcdr.data.raw_sources.tables import read_table
 
 
 # The ml-100k genres with which the embedded default splits items: "thrill" genres vs everything else.
@@ -55,14 +55,15 @@ class MovielensGenreConverter(Converter):
 
     def load(self, scenario, raw_data_path):
         inter_path, item_path = self.raw_files(scenario, raw_data_path)
-        header, rows, lines = read_rows(item_path, '\t', has_header=True)
-        names = [h.split(':')[0] for h in (header or [])]
+        table = read_table(item_path, '\t', has_header=True)
+        names = [h.split(':')[0] for h in (table.header or [])]
         genre_col = next((c for c in ('class', 'genre') if c in names), None)
         if 'item_id' not in names or genre_col is None:
-            raise ScenarioDataError(f'{item_path}: expected columns item_id and class (genres), header is {header}.')
-        check_field_counts(item_path, rows, lines, (len(names),), f'header {names}', '\t')
+            raise ScenarioDataError(
+                f'{item_path}: expected columns item_id and class (genres), header is {table.header}.')
+        table.check_field_counts((len(names),), f'header {names}')
         ii, gi = names.index('item_id'), names.index(genre_col)
-        item_genres = {r[ii]: set(r[gi].split()) for r in rows}
+        item_genres = {i: set(g.split()) for i, g in zip(table.column(ii), table.column(gi))}
         vocab = sorted(set().union(*item_genres.values()))
         unknown = sorted(set(scenario['source_genres']) - set(vocab))
         if unknown:
@@ -75,18 +76,17 @@ class MovielensGenreConverter(Converter):
                 f'scenario.source_genres = {scenario["source_genres"]} puts {len(src_items)} of {len(item_genres)} '
                 f'movies in the source domain; both domains need movies. Change source_genres.')
 
-        header, rows, lines = read_rows(inter_path, '\t', has_header=True)
-        names = [h.split(':')[0] for h in (header or [])]
+        table = read_table(inter_path, '\t', has_header=True)
+        names = [h.split(':')[0] for h in (table.header or [])]
         for c in ('user_id', 'item_id', 'rating', 'timestamp'):
             if c not in names:
-                raise ScenarioDataError(f'{inter_path}: missing column {c!r}; header is {header}.')
-        check_field_counts(inter_path, rows, lines, (len(names),), f'header {names}', '\t')
+                raise ScenarioDataError(f'{inter_path}: missing column {c!r}; header is {table.header}.')
+        table.check_field_counts((len(names),), f'header {names}')
         ui, ii, ri, ti = (names.index(c) for c in ('user_id', 'item_id', 'rating', 'timestamp'))
-        users = pd.Series([r[ui] for r in rows], dtype=object)
-        items = pd.Series([r[ii] for r in rows], dtype=object)
-        rating = to_float([r[ri] for r in rows], inter_path, lines, 'rating')
-        ts = to_float([r[ti] for r in rows], inter_path, lines, 'timestamp', allow_empty=True)
-        keep = rating >= scenario['min_rating'] if scenario['min_rating'] is not None else np.ones(len(rows), bool)
+        users, items = table.column(ui), table.column(ii)
+        rating = table.numbers(table.column(ri), 'rating')
+        ts = table.numbers(table.column(ti), 'timestamp', allow_empty=True)
+        keep = rating >= scenario['min_rating'] if scenario['min_rating'] is not None else np.ones(len(table), bool)
         in_src = items.isin(src_items).to_numpy()
         frames = {}
         for key, mask in (('source', in_src), ('target', ~in_src)):

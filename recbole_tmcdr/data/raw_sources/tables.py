@@ -1,8 +1,21 @@
-"""Delimited raw files -> rows of stripped fields with their line numbers, and the checks on them."""
+"""Delimited raw files -> a :class:`Table` of stripped string fields, each row with the line it ends on, and
+the checks that name a bad value's file and line.
+
+pandas' C parser reads the file (strict: every field a string, nothing turned into NaN, no blank line
+skipped, a row longer than the first an error). Its frame is kept when it cannot hide anything: every row
+has as many fields as the first and a non-empty last field (the C parser pads a short row with empty
+strings, so a row ending in an empty field may be a short one), no field holds a line break (each row is
+then one line), no line is longer than the csv module accepts for a field, and the file has no NUL byte
+(the C parser cuts a field there). Any other file, and any file the C parser rejects, is read by the csv
+module, which gives each row's field count and line as the error messages need them. On the files the
+C parser keeps, both give the same table (tests/test_raw_tables.py).
+"""
 
 import csv
+import io
 import re
-from typing import List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,106 +29,130 @@ _PANDAS_NA_STRINGS = frozenset([
     'N/A', 'NA', 'NULL', 'NaN', 'None', 'n/a', 'nan', 'null',
 ])
 _FORBIDDEN_TOKEN_CHARS = re.compile(r'[\t\r\n"]')
-
-
-def read_rows(path: str, sep: str, has_header: bool,
-               quoting=None) -> Tuple[Optional[List[str]], List[List[str]], List[int]]:
-    """Read a delimited text file. Returns (header or None, rows of stripped fields, 1-based line numbers).
-
-    Blank lines are skipped. Tab-separated files are read without quote handling (as RecBole does).
-    """
-    if quoting is None:
-        quoting = csv.QUOTE_NONE if sep == '\t' else csv.QUOTE_MINIMAL
-    header = None
-    rows: List[List[str]] = []
-    lines: List[int] = []
-    try:
-        with open(path, 'r', encoding='utf-8-sig', newline='') as f:
-            reader = csv.reader(f, delimiter=sep, quoting=quoting, strict=False)
-            for rec in reader:
-                if not rec or (len(rec) == 1 and rec[0].strip() == ''):
-                    continue
-                rec = [x.strip() for x in rec]
-                if has_header and header is None:
-                    header = rec
-                    continue
-                rows.append(rec)
-                lines.append(reader.line_num)
-    except UnicodeDecodeError as e:
-        raise ScenarioDataError(f'{path}: not a UTF-8 text file ({e}). Convert it to UTF-8.') from None
-    except csv.Error as e:
-        raise ScenarioDataError(f'{path}: cannot parse the file as {sep!r}-separated text ({e}).') from None
-    return header, rows, lines
-
-
-def check_field_counts(path: str, rows: List[List[str]], lines: List[int], expected: Sequence[int],
-                        what: str, sep: str) -> None:
-    bad = [i for i, r in enumerate(rows) if len(r) not in expected]
-    if not bad:
-        return
-    i = bad[0]
-    n = len(rows[i])
-    exp = ' or '.join(str(e) for e in expected)
-    hint = ''
-    if n == 1:
-        hint = f' Only one field was found: is the file really {sep_name(sep)}-separated?'
-    raise ScenarioDataError(
-        f'{path}, line {lines[i]}: expected {exp} {sep_name(sep)}-separated fields ({what}), found {n}: '
-        f'{rows[i][:6]!r}.{hint} ({len(bad)} malformed line(s) in total.)'
-    )
+_SEP_NAMES = {'\t': 'tab', ',': 'comma', ';': 'semicolon', '|': 'pipe', ' ': 'space'}
 
 
 def sep_name(sep: str) -> str:
-    return {'\t': 'tab', ',': 'comma', ';': 'semicolon', '|': 'pipe', ' ': 'space'}.get(sep, repr(sep))
+    return _SEP_NAMES.get(sep, repr(sep))
 
 
-def to_float(values: List[str], path: str, lines: List[int], column: str, allow_empty: bool = False) -> np.ndarray:
-    """Finite numbers (``inf`` / ``nan`` parse as floats but are no rating, id or time); empty -> NaN if allowed."""
-    s = pd.Series(values, dtype=object)
-    num = pd.to_numeric(s, errors='coerce').to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(num)
-    if allow_empty:
-        bad &= (s != '').to_numpy()
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ScenarioDataError(
-            f'{path}, line {lines[i]}: the {column} value {values[i]!r} is not a finite number '
-            f'({int(bad.sum())} such line(s)). Fix or remove those lines.'
-        )
-    return num
+@dataclass
+class Table:
+    """The non-blank rows of a delimited file after its header line (if it has one), fields stripped.
+
+    ``fields`` has one column per field position; a row shorter than the longest holds None past its end.
+    ``counts`` is each row's number of fields, ``lines`` the 1-based line on which each row ends.
+    """
+
+    path: str
+    sep: str
+    header: Optional[List[str]]
+    fields: pd.DataFrame
+    counts: np.ndarray
+    lines: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.fields)
+
+    def column(self, j: int) -> pd.Series:
+        return self.fields[j]
+
+    def check(self, bad: np.ndarray, message: Callable[[int], str]) -> None:
+        """Raise about the first row where ``bad`` holds, naming the file and the line; ``message(i)`` says what
+        is wrong with row ``i``."""
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ScenarioDataError(f'{self.path}, line {self.lines[i]}: {message(i)}')
+
+    def check_field_counts(self, expected: Sequence[int], what: str) -> None:
+        bad = ~np.isin(self.counts, expected)
+        sep = sep_name(self.sep)
+
+        def message(i):
+            n = int(self.counts[i])
+            hint = f' Only one field was found: is the file really {sep}-separated?' if n == 1 else ''
+            return (f'expected {" or ".join(str(e) for e in expected)} {sep}-separated fields ({what}), found {n}: '
+                    f'{self.fields.iloc[i, :min(n, 6)].tolist()!r}.{hint} ({int(bad.sum())} malformed line(s) in '
+                    f'total.)')
+        self.check(bad, message)
+
+    def numbers(self, values: pd.Series, column: str, allow_empty: bool = False) -> np.ndarray:
+        """Finite numbers (``inf`` / ``nan`` parse as floats but are no rating, id or time); empty -> NaN if allowed."""
+        num = pd.to_numeric(values, errors='coerce').to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(num)
+        if allow_empty:
+            bad &= (values != '').to_numpy()
+        self.check(bad, lambda i: f'the {column} value {values.iloc[i]!r} is not a finite number '
+                                  f'({int(bad.sum())} such line(s)). Fix or remove those lines.')
+        return num
+
+    def ids(self, values: pd.Series, column: str) -> np.ndarray:
+        arr = self.numbers(values, column)
+        self.check((arr < 0) | (arr != np.floor(arr)),
+                   lambda i: f'the {column} {values.iloc[i]!r} is not a non-negative integer id.')
+        return arr.astype(np.int64)
+
+    def tokens(self, values: pd.Series, column: str) -> pd.Series:
+        """``values`` once checked as ``column`` ('user' or 'item') ids that RecBole atomic files can hold."""
+        self.check((values == '').to_numpy(), lambda i: f'empty {column} id.')
+        self.check(values.str.contains(_FORBIDDEN_TOKEN_CHARS).to_numpy(),
+                   lambda i: f'the {column} id {values.iloc[i]!r} contains a tab, newline or double quote, which '
+                             f'RecBole atomic files cannot hold.')
+        if column == 'user':
+            self.check(values.isin(_PANDAS_NA_STRINGS).to_numpy(),
+                       lambda i: f'the user id {values.iloc[i]!r} would be read as a missing value by RecBole '
+                                 f'(pandas NA string). Rename that user in the raw file.')
+        return values
 
 
-def to_int_ids(values: List[str], path: str, lines: List[int], column: str) -> np.ndarray:
-    arr = to_float(values, path, lines, column)
-    bad = (arr < 0) | (arr != np.floor(arr))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ScenarioDataError(
-            f'{path}, line {lines[i]}: the {column} {values[i]!r} is not a non-negative integer id.'
-        )
-    return arr.astype(np.int64)
+def read_table(path: str, sep: str, has_header: bool) -> Table:
+    """Read a delimited text file. Tab-separated files are read without quote handling (as RecBole does)."""
+    quoting = csv.QUOTE_NONE if sep == '\t' else csv.QUOTE_MINIMAL
+    with open(path, 'rb') as f:
+        data = f.read()
+    frame = _read_with_pandas(data, sep, quoting)
+    if frame is not None:
+        counts = np.full(len(frame), frame.shape[1])
+        lines = np.arange(1, len(frame) + 1)
+    else:
+        try:
+            frame, counts, lines = _read_with_csv(data, sep, quoting)
+        except UnicodeDecodeError as e:
+            raise ScenarioDataError(f'{path}: not a UTF-8 text file ({e}). Convert it to UTF-8.') from None
+        except csv.Error as e:
+            raise ScenarioDataError(f'{path}: cannot parse the file as {sep!r}-separated text ({e}).') from None
+    frame = frame.apply(lambda col: col.str.strip())
+    keep = counts > 1
+    if frame.shape[1]:
+        keep |= (counts == 1) & (frame[0] != '').to_numpy()  # one field: blank if it is empty or spaces only
+    header = None
+    if has_header and keep.any():
+        h = int(np.flatnonzero(keep)[0])
+        header = frame.iloc[h, :counts[h]].tolist()
+        keep[h] = False
+    return Table(path, sep, header, frame[keep].reset_index(drop=True), counts[keep], lines[keep])
 
 
-def check_tokens(tokens: pd.Series, path: str, lines: Sequence[int], column: str) -> None:
-    empty = (tokens == '').to_numpy()
-    if empty.any():
-        i = int(np.flatnonzero(empty)[0])
-        raise ScenarioDataError(f'{path}, line {lines[i]}: empty {column} id.')
-    bad = tokens.str.contains(_FORBIDDEN_TOKEN_CHARS).to_numpy()
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ScenarioDataError(
-            f'{path}, line {lines[i]}: the {column} id {tokens.iloc[i]!r} contains a tab, newline or double '
-            f'quote, which RecBole atomic files cannot hold.'
-        )
+def _read_with_pandas(data: bytes, sep: str, quoting: int) -> Optional[pd.DataFrame]:
+    """The C parser's frame of ``data``, or None where it could differ from the csv module's rows."""
+    limit = csv.field_size_limit()
+    if b'\0' in data or (len(data) > limit and max(map(len, data.splitlines())) > limit):
+        return None
+    try:
+        frame = pd.read_csv(io.BytesIO(data), sep=sep, quoting=quoting, header=None, dtype=str, na_filter=False,
+                            skip_blank_lines=False, encoding='utf-8-sig', engine='c', on_bad_lines='error')
+    except ValueError:  # a row longer than the first, an open quote, no field at all, not UTF-8
+        return None
+    short = (frame[frame.columns[-1]] == '').any()
+    line_break = quoting != csv.QUOTE_NONE and any(frame[c].str.contains('[\r\n]').any() for c in frame)
+    return None if short or line_break else frame
 
 
-def check_user_tokens(tokens: pd.Series, path: str, lines: Sequence[int]) -> None:
-    check_tokens(tokens, path, lines, 'user')
-    na = tokens.isin(_PANDAS_NA_STRINGS).to_numpy()
-    if na.any():
-        i = int(np.flatnonzero(na)[0])
-        raise ScenarioDataError(
-            f'{path}, line {lines[i]}: the user id {tokens.iloc[i]!r} would be read as a missing value by '
-            f'RecBole (pandas NA string). Rename that user in the raw file.'
-        )
+def _read_with_csv(data: bytes, sep: str, quoting: int):
+    """Every record of ``data`` as the csv module reads it: (fields frame, field counts, end lines)."""
+    text = io.TextIOWrapper(io.BytesIO(data), encoding='utf-8-sig', newline='')
+    reader = csv.reader(text, delimiter=sep, quoting=quoting, strict=False)
+    records = [(rec, reader.line_num) for rec in reader]
+    counts = np.array([len(rec) for rec, _ in records], dtype=np.int64)
+    lines = np.array([line for _, line in records], dtype=np.int64)
+    return pd.DataFrame([rec for rec, _ in records]), counts, lines
