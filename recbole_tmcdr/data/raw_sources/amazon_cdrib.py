@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 
 from recbole_tmcdr.data.raw_sources.common import (
-    Converter, DomainPair, ScenarioDataError, check_domain_name, check_overlap, normalise_domain, require_file,
-    require_raw_data_path,
+    Converter, DomainPair, ScenarioDataError, check_overlap, normalise_domain, require_file, require_raw_data_path,
 )
 from recbole_tmcdr.data.raw_sources.tables import read_table
 
@@ -45,6 +44,7 @@ class AmazonCdribConverter(Converter):
     type_name = 'amazon_cdrib'
     required_keys = ('source', 'target')
     defaults = {'n_common': None}
+    same_domains_error = 'scenario.source and scenario.target must be different Amazon domains.'
     doc = ('amazon_cdrib reads <raw_data_path>/amazon_cdrib/<X>_<Y>/{train,valid,test}.txt for both domains '
            '(tab-separated user, item); keys: source, target (game|video, cloth|sport), optional n_common '
            '(number of shared user ids; default: from the *_data_info.txt that matches the data, else the '
@@ -52,10 +52,6 @@ class AmazonCdribConverter(Converter):
     split_files = ('train.txt', 'valid.txt', 'test.txt')
 
     def validate(self, scenario):
-        check_domain_name(scenario['source'], 'source', self.type_name)
-        check_domain_name(scenario['target'], 'target', self.type_name)
-        if scenario['source'] == scenario['target']:
-            raise ScenarioDataError('scenario.source and scenario.target must be different Amazon domains.')
         n = scenario['n_common']
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
             raise ScenarioDataError(f'scenario.n_common must be a positive integer or null, got {n!r}.')

@@ -69,7 +69,7 @@ def require_raw_data_path(raw_data_path, scenario_type: str) -> str:
     return os.path.abspath(os.path.expanduser(str(raw_data_path)))
 
 
-def check_domain_name(name, key: str, scenario_type: str) -> str:
+def _check_domain_name(name, key: str, scenario_type: str) -> str:
     if not isinstance(name, str) or not _DOMAIN_NAME_RE.match(name):
         raise ScenarioDataError(
             f'scenario.{key} = {name!r} is not a valid domain name for a {scenario_type!r} scenario: use '
@@ -128,6 +128,7 @@ class Converter:
     required_keys: Tuple[str, ...] = ()
     defaults: Dict = {}
     doc = ''
+    same_domains_error = 'scenario.source and scenario.target (the domain names) must differ.'
 
     def normalise_scenario(self, scenario: dict) -> dict:
         # `name` (the scenario's name, used by the config layer) is allowed and ignored here.
@@ -150,11 +151,15 @@ class Converter:
                 out[k] = v
         for k in self.required_keys:
             out[k] = scenario[k]
+        for key in ('source', 'target'):
+            _check_domain_name(out[key], key, self.type_name)
+        if out['source'] == out['target']:
+            raise ScenarioDataError(self.same_domains_error)
         self.validate(out)
         return out
 
     def validate(self, scenario: dict) -> None:
-        pass
+        """Checks of the converter's own keys (scenario.source and scenario.target are checked already)."""
 
     def raw_files(self, scenario: dict, raw_data_path) -> List[str]:
         raise NotImplementedError

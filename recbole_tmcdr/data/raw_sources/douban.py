@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 
 from recbole_tmcdr.data.raw_sources.common import (
-    Converter, DomainPair, ScenarioDataError, check_domain_name, check_overlap, check_threshold, normalise_domain,
-    require_file, require_raw_data_path,
+    Converter, DomainPair, ScenarioDataError, check_overlap, check_threshold, normalise_domain, require_file,
+    require_raw_data_path,
 )
 from recbole_tmcdr.data.raw_sources.tables import read_table
 
@@ -16,14 +16,11 @@ class DoubanConverter(Converter):
     type_name = 'douban'
     required_keys = ('source', 'target')
     defaults = {'rating_threshold': None}
+    same_domains_error = 'scenario.source and scenario.target must be different Douban domains.'
     doc = ('douban reads <raw_data_path>/douban/<domain>_ratings.dat (tab-separated user, item, rating; no '
            'header); keys: source, target (e.g. music, book), optional rating_threshold.')
 
     def validate(self, scenario):
-        check_domain_name(scenario['source'], 'source', self.type_name)
-        check_domain_name(scenario['target'], 'target', self.type_name)
-        if scenario['source'] == scenario['target']:
-            raise ScenarioDataError('scenario.source and scenario.target must be different Douban domains.')
         check_threshold(scenario['rating_threshold'], 'rating_threshold')
 
     def _path(self, raw_data_path, domain):

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 
 from recbole_tmcdr.data.raw_sources.common import (
-    RAW_DATA_PATH_HINT, Converter, DomainPair, ScenarioDataError, check_domain_name, check_overlap, check_threshold,
-    normalise_domain, require_file,
+    RAW_DATA_PATH_HINT, Converter, DomainPair, ScenarioDataError, check_overlap, check_threshold, normalise_domain,
+    require_file,
 )
 from recbole_tmcdr.data.raw_sources.tables import read_table, sep_name
 
@@ -42,10 +42,6 @@ class GenericConverter(Converter):
     column_roles = ('user', 'item', 'rating', 'timestamp')
 
     def validate(self, scenario):
-        check_domain_name(scenario['source'], 'source', self.type_name)
-        check_domain_name(scenario['target'], 'target', self.type_name)
-        if scenario['source'] == scenario['target']:
-            raise ScenarioDataError('scenario.source and scenario.target (the domain names) must differ.')
         _parse_sep(scenario['sep'])
         check_threshold(scenario['rating_threshold'], 'rating_threshold')
         cols = scenario['columns']

@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 
 from recbole_tmcdr.data.raw_sources.common import (
-    Converter, DomainPair, ScenarioDataError, check_domain_name, check_overlap, check_threshold, normalise_domain,
-    require_file,
+    Converter, DomainPair, ScenarioDataError, check_overlap, check_threshold, normalise_domain, require_file,
 )
 from recbole_tmcdr.data.raw_sources.tables import read_table
 
@@ -32,10 +31,6 @@ class MovielensGenreConverter(Converter):
            'kept as positive feedback; keys: source_genres, min_rating, source / target (domain names).')
 
     def validate(self, scenario):
-        check_domain_name(scenario['source'], 'source', self.type_name)
-        check_domain_name(scenario['target'], 'target', self.type_name)
-        if scenario['source'] == scenario['target']:
-            raise ScenarioDataError('scenario.source and scenario.target (the domain names) must differ.')
         g = scenario['source_genres']
         if isinstance(g, str):
             g = [g]
