@@ -3,8 +3,10 @@ resumable results (``results.jsonl``), local-process or Ray parallelism, and a T
 
 ``python -m recbole_tmcdr.benchmark --help`` (run) and ``python -m recbole_tmcdr.benchmark.report OUT`` (report).
 
-Modules: :mod:`.spec` (what runs, search spaces, config hash), :mod:`.runner` (execution), :mod:`.results`
-(the JSON-lines file), :mod:`.report` (statistics, tables, figures), :mod:`.paper` (the paper's numbers).
+Modules: :mod:`.spec` (what runs, search spaces, config hash), :mod:`.runner` (planning, resume, the run),
+:mod:`.worker` (one run's trials, in a worker), :mod:`.executor` (where runs execute: in-process, local processes
+or Ray, one dispatch loop), :mod:`.display` (progress bars), :mod:`.results` (the JSON-lines
+file), :mod:`.report` (statistics, tables, figures), :mod:`.paper` (the paper's numbers).
 """
 
 from recbole_tmcdr.benchmark.spec import BenchmarkSpec, SpecError, model_search_space  # noqa: F401
