@@ -5,7 +5,7 @@ resumable results (``results.jsonl``), local-process or Ray parallelism, and a T
 
 Modules: :mod:`.spec` (what runs, search spaces, config hash), :mod:`.runner` (planning, resume, the run),
 :mod:`.worker` (one run's trials, in a worker), :mod:`.executor` (where runs execute: in-process, local processes
-or Ray, one dispatch loop), :mod:`.display` (progress bars), :mod:`.results` (the JSON-lines
+or Ray, one dispatch loop), :mod:`.display` (progress by phase and epoch), :mod:`.results` (the JSON-lines
 file), :mod:`.report` (statistics, tables, figures), :mod:`.paper` (the paper's numbers).
 """
 

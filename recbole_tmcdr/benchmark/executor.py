@@ -109,6 +109,10 @@ class Dispatcher:
             self.outcome(event['run_id'], None, event['error'], event.get('traceback'))
         else:
             self.display.event(event)
+        self.tick()
+
+    def tick(self):
+        self.display.tick()
 
     def outcome(self, run_id, record, error, trace):
         if run_id in self.handled or run_id not in self.tasks:
@@ -154,6 +158,7 @@ def execute(groups, run_fn, executor, channel, dispatch):
             drain(channel, dispatch)
             for future in done:
                 dispatch.group_finished(futures[future], future)
+            dispatch.tick()
     except BaseException:
         executor.shutdown(wait=False, cancel_futures=True)
         raise

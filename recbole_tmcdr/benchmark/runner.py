@@ -8,7 +8,7 @@
 * Runs execute in the current process (``jobs == 1``), in local worker processes
   (:class:`concurrent.futures.ProcessPoolExecutor`, spawn, one fresh process per unit of work), or as Ray
   tasks (``ray_address``), all through one executor loop (:mod:`.executor`); what a worker does is in
-  :mod:`.worker`, the progress bars in :mod:`.display`. Each run works in
+  :mod:`.worker`, what the console shows meanwhile in :mod:`.display`. Each run works in
   ``<out>/runs/<scenario>/<model>/seed<k>/`` (RecBole's ``log/``, ``saved/``; the run's console output goes to
   ``console.log`` there).
 * Only the main process writes ``results.jsonl`` (see :mod:`recbole_tmcdr.benchmark.results`). A run whose
@@ -23,7 +23,7 @@ import sys
 from datetime import datetime, timezone
 
 from recbole_tmcdr.benchmark import results as results_io
-from recbole_tmcdr.benchmark.display import ProgressDisplay
+from recbole_tmcdr.benchmark.display import DEFAULT_STATUS_INTERVAL, ProgressDisplay
 from recbole_tmcdr.benchmark.executor import Dispatcher, execute, open_executor
 from recbole_tmcdr.benchmark.spec import (
     BenchmarkSpec, SpecError, absolute_path_overrides, config_hash, defaults_unless_set, file_sha, grid,
@@ -146,13 +146,15 @@ def _summary_line(record):
 
 
 def run_benchmark(spec: BenchmarkSpec, run_fn=run_one, report=True, progress=None, dry_run=False, command=None,
-                  report_only=False):
+                  report_only=False, status_interval=DEFAULT_STATUS_INTERVAL):
     """Run (or resume) a benchmark; returns ``{'out', 'planned', 'skipped', 'finished', 'failed', 'report'}``.
 
     ``run_fn(task, progress)`` runs one (scenario, model, seed) and returns its record (default
     :func:`run_one`; tests inject a fake; for worker processes and Ray it must be a module-level function).
-    ``progress``: True/False forces the bars on/off (None = on a TTY). ``command``: the command line, recorded
-    in ``spec.yaml`` and printed by the report. ``report_only``: run nothing, report the finished runs.
+    ``progress``: True forces the progress bar, False shows neither bar nor status lines, None = the bar on a
+    terminal, else a status line every ``status_interval`` seconds (see :mod:`.display`). ``command``: the
+    command line, recorded in ``spec.yaml`` and printed by the report. ``report_only``: run nothing, report the
+    finished runs.
     """
     spec = spec.validate()
     from recbole_tmcdr.config import default_cache_dir
@@ -204,7 +206,7 @@ def run_benchmark(spec: BenchmarkSpec, run_fn=run_one, report=True, progress=Non
         return summary
     _write_spec(out_dir, spec, cache_dir, command)
 
-    display = ProgressDisplay(total=len(tasks), done=len(skipped), slots=local_jobs, enabled=progress)
+    display = ProgressDisplay(total=len(tasks), done=len(skipped), enabled=progress, status_interval=status_interval)
 
     def on_done(task, record, error, trace):
         if error is None:
@@ -217,7 +219,7 @@ def run_benchmark(spec: BenchmarkSpec, run_fn=run_one, report=True, progress=Non
                 'config_hash': task['config_hash'], 'error': error, 'traceback': trace,
                 'at': datetime.now(timezone.utc).isoformat(timespec='seconds')})
             summary['failed'].append((task, error))
-            display.finish(task['run_id'], f"FAILED {task['run_id']}: {error}")
+            display.finish(task['run_id'], f"FAILED {task['run_id']}: {error}", failed=True)
 
     try:
         if groups and not report_only:  # --report-only: report what is finished; its coverage names the rest

@@ -3,8 +3,9 @@ other in one process, in the run's own directory; and a unit of work (runs shari
 
 A worker tells the main process what happens through ``progress`` (a queue, or a callable when it runs in the
 main process), as events (dicts with ``event`` and ``run_id``): ``start`` (``n_trials``), ``trial_start``
-(``index``, ``params``), ``trial_end`` (``index``, ``valid_score``, ``error``), and the run's outcome:
-``record`` (``record``) or ``error`` (``error``, ``traceback``).
+(``index``, ``params``), ``epoch`` (``index``, ``phase``, ``stage``, ``epoch``, ``epochs``: from the trainer,
+see :mod:`recbole_tmcdr.progress`), ``trial_end`` (``index``, ``valid_score``, ``error``), and the run's
+outcome: ``record`` (``record``) or ``error`` (``error``, ``traceback``).
 """
 
 import contextlib
@@ -65,6 +66,11 @@ def isolated_run_environment(run_dir, threads):
         console.close()
 
 
+def _epoch_events(progress, run_id, index):
+    """A listener of the trainer's epochs (:mod:`recbole_tmcdr.progress`) that sends them as ``epoch`` events."""
+    return lambda where: _emit(progress, {'event': 'epoch', 'run_id': run_id, 'index': index, **where})
+
+
 def _floats(metrics):
     return {str(k): float(v) for k, v in (metrics or {}).items()}
 
@@ -77,6 +83,7 @@ def _better(score, best, bigger):
 
 def run_one(task, progress=None):
     """Run the trials of one (scenario, model, seed) and return its ``results.jsonl`` record."""
+    from recbole_tmcdr import progress as training_progress
     from recbole_tmcdr.quick_start import run_recbole_cdr
 
     start_all = time.perf_counter()
@@ -90,8 +97,9 @@ def run_one(task, progress=None):
             start = time.perf_counter()
             entry = {'params': params}
             try:
-                result = run_recbole_cdr(model=task['model'], saved=False, config_dict=config_dict,
-                                         **task['run_kwargs'])
+                with training_progress.listening(_epoch_events(progress, task['run_id'], index)):
+                    result = run_recbole_cdr(model=task['model'], saved=False, config_dict=config_dict,
+                                             **task['run_kwargs'])
             except Exception as error:  # noqa: BLE001 - e.g. a diverging learning rate: the trial loses
                 entry.update(valid_score=None, error=f'{type(error).__name__}: {error}')
                 print(traceback.format_exc(), file=sys.stderr)  # -> console.log
