@@ -3,10 +3,12 @@ resumable results (``results.jsonl``), local-process or Ray parallelism, and a T
 
 ``python -m recbole_tmcdr.benchmark --help`` (run) and ``python -m recbole_tmcdr.benchmark.report OUT`` (report).
 
-Modules: :mod:`.spec` (what runs, search spaces, config hash), :mod:`.runner` (execution), :mod:`.results`
-(the JSON-lines file), :mod:`.report` (the report's document and files), :mod:`.aggregate` (its numbers, on a
-pandas DataFrame of the runs), :mod:`.stats` (CIs, paired tests, Holm), :mod:`.sections` (its tables and
-paragraphs), :mod:`.figures`, :mod:`.paper` (the paper's numbers).
+Modules: :mod:`.spec` (what runs, search spaces, config hash), :mod:`.runner` (planning, resume, the run),
+:mod:`.worker` (one run's trials, in a worker), :mod:`.executor` (where runs execute: in-process, local processes
+or Ray, one dispatch loop), :mod:`.display` (progress by phase and epoch), :mod:`.results` (the JSON-lines
+file), :mod:`.report` (the report's document and files), :mod:`.aggregate` (its numbers, on a pandas DataFrame of
+the runs), :mod:`.stats` (CIs, paired tests, Holm), :mod:`.sections` (its tables and paragraphs), :mod:`.figures`,
+:mod:`.paper` (the paper's numbers).
 """
 
 from recbole_tmcdr.benchmark.spec import BenchmarkSpec, SpecError, model_search_space  # noqa: F401

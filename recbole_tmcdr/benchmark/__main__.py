@@ -1,11 +1,12 @@
 """``python -m recbole_tmcdr.benchmark --scenarios ml_genre douban_music_book --models EMCDR_MF TMCDR_MF
 --seeds 0 1 2 [--spec spec.yaml] [--out DIR] [--jobs N] [--ray-address ADDR] [--lr-search/--no-lr-search]
-[--kshot 0 1 3 5 10] [--key=value ...]``"""
+[--kshot 0 1 3 5 10] [--progress/--no-progress] [--status-interval SECONDS] [--key=value ...]``"""
 
 import argparse
 import shlex
 import sys
 
+from recbole_tmcdr.benchmark.display import DEFAULT_STATUS_INTERVAL
 from recbole_tmcdr.benchmark.spec import BenchmarkSpec, SpecError
 from recbole_tmcdr.cli import add_import_argument, parse_overrides
 
@@ -57,7 +58,12 @@ def build_parser():
                         help='run nothing: write the report of the runs finished so far (its coverage section '
                              'lists the missing ones; the same command without this flag completes them)')
     parser.add_argument('--progress', action=argparse.BooleanOptionalAction, default=None,
-                        help='progress bars (default: on a terminal)')
+                        help='--progress: a progress bar (runs; each running trial\'s phase and epoch) even when '
+                             'the output is not a terminal; --no-progress: neither bar nor status lines. Default: '
+                             'the bar on a terminal, else a one-line status every --status-interval seconds')
+    parser.add_argument('--status-interval', dest='status_interval', type=float, default=DEFAULT_STATUS_INTERVAL,
+                        metavar='SECONDS', help='seconds between two status lines when the output is not a '
+                                                f'terminal (default {DEFAULT_STATUS_INTERVAL}; 0: none)')
     return parser
 
 
@@ -73,6 +79,8 @@ def main(argv=None):
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     overrides = parse_overrides(extra, parser)
+    if args.status_interval < 0:
+        parser.error(f'--status-interval must be >= 0 seconds. Got {args.status_interval}.')
     given = [a for a in (sys.argv[1:] if argv is None else argv) if a != '--report-only']
     command = ' '.join(['python -m recbole_tmcdr.benchmark', *map(shlex.quote, given)])  # what completes the runs
     sys.argv = sys.argv[:1]  # CDRConfig reads --key=value from sys.argv: leave it nothing to re-interpret
@@ -84,7 +92,8 @@ def main(argv=None):
     from recbole_tmcdr.benchmark.runner import run_benchmark
     try:
         summary = run_benchmark(spec, report=not args.no_report, progress=args.progress, dry_run=args.dry_run,
-                                command=command, report_only=args.report_only)
+                                command=command, report_only=args.report_only,
+                                status_interval=args.status_interval)
     except SpecError as error:
         parser.error(str(error))
     except FileNotFoundError as error:  # nothing to report (no finished run, or every one is stale)

@@ -26,6 +26,7 @@ from recbole_cdr.utils import train_mode2state
 from recbole_tmcdr.cache import TensorCache, atomic_torch_save, stable_key
 from recbole_tmcdr.config import default_cache_dir
 from recbole_tmcdr.model.cold_start_recommender import WARM_USER_FIELD
+from recbole_tmcdr import progress
 from recbole_tmcdr.phases import PRETRAIN_PHASES, Phase
 from recbole_tmcdr.registry import register_trainer
 
@@ -117,6 +118,9 @@ class ColdStartTrainer(CrossDomainTrainer):
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         self.current_epoch, self.current_step = epoch_idx, 0
         self.epochs_run[self.bridge_stage] = epoch_idx + 1
+        phase = self.model.phase
+        progress.report(phase=phase.value, stage=None if self.is_pretraining(phase) else self.bridge_stage,
+                        epoch=epoch_idx + 1, epochs=self.epochs)
         return super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
 
     def _check_nan(self, loss):
