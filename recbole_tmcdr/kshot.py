@@ -5,6 +5,9 @@ timestamp when the scenario has one, else in an order shuffled with the seed) as
 all target items (a model may use the support, e.g. TMCDR's test-time adaptation), the support items are
 masked like history, and RecBole's evaluator scores the remaining interactions. Users with fewer than K+1
 interactions are left out of that K and counted.
+
+The same evaluation runs on the cold VALIDATION users (pass the validation loader), so that anything chosen per K
+(the fold-in settings, :func:`select_per_k`; the method a router serves) is chosen without the test users.
 """
 
 from collections import OrderedDict
@@ -33,7 +36,8 @@ def per_user_rows(users, items, shuffle_seed=None):
 
 @torch.no_grad()
 def evaluate_kshot(trainer, test_data, ks=DEFAULT_KS, batch_users=256):
-    """Metrics per K on the cold test users: {K: {metric: value, 'n_users': .., 'n_excluded': ..}}."""
+    """Metrics per K on the cold users of ``test_data`` (the test loader, or the validation loader):
+    {K: {metric: value, 'n_users': .., 'n_excluded': ..}}."""
     model, config = trainer.model, trainer.config
     model.eval()
     dataset = test_data.dataset
@@ -65,3 +69,34 @@ def evaluate_kshot(trainer, test_data, ks=DEFAULT_KS, batch_users=256):
         results[k] = {**{name: float(v) for name, v in metrics.items()},
                       'n_users': len(users), 'n_excluded': len(rows) - len(users)}
     return results
+
+
+FOLDIN_SETTINGS = ('steps', 'lr', 'prior_weight')
+
+
+def select_per_k(trainer, valid_data, ks, candidates, metric=None):
+    """Fold-in settings chosen per K on the cold VALIDATION users.
+
+    ``candidates`` is a list of dicts over :data:`FOLDIN_SETTINGS` (e.g. ``{'steps': 10, 'lr': 0.1,
+    'prior_weight': 0.1}``); each is evaluated with :func:`evaluate_kshot` on ``valid_data``, and per K the one with
+    the best ``metric`` (default: the run's ``valid_metric``) wins. Returns ``({K: chosen candidate},
+    {K: its validation metrics})``; ``{setting: {K: value}}`` of the chosen ones is what ``kshot_foldin_<setting>``
+    accepts. The model's fold-in settings are restored afterwards.
+    """
+    foldin = trainer.model.foldin
+    metric = (metric or trainer.config['valid_metric']).lower()
+    saved = {name: getattr(foldin, name) for name in FOLDIN_SETTINGS}
+    chosen, chosen_results = {}, {}
+    try:
+        for candidate in candidates:
+            for name, value in candidate.items():
+                if name not in FOLDIN_SETTINGS:
+                    raise ValueError(f"Unknown fold-in setting '{name}'; settings are {', '.join(FOLDIN_SETTINGS)}.")
+                setattr(foldin, name, value)
+            for k, metrics in evaluate_kshot(trainer, valid_data, ks=ks).items():
+                if metric in metrics and (k not in chosen_results or metrics[metric] > chosen_results[k][metric]):
+                    chosen[k], chosen_results[k] = dict(candidate), metrics
+    finally:
+        for name, value in saved.items():
+            setattr(foldin, name, value)
+    return chosen, chosen_results

@@ -2,7 +2,8 @@
 
 It runs the same steps as ``recbole_cdr.quick_start.run_recbole_cdr`` (config, data, model, trainer,
 fit, evaluate) and returns the same dict, with two additions: ``split_stats`` (the cold split's counts)
-and, when ``kshot`` is set (e.g. ``[0, 1, 3, 5, 10]``), ``kshot_results``: metrics per K.
+and, when ``kshot`` is set (e.g. ``[0, 1, 3, 5, 10]``), ``kshot_results`` and ``kshot_valid_results``: metrics
+per K on the cold test and the cold validation users.
 ``load_data_and_model`` rebuilds a run from one of its checkpoints (it also replaces recbole-cdr's).
 """
 
@@ -69,6 +70,8 @@ def run_recbole_cdr(model=None, dataset=None, config_file_list=None, config_dict
     extra = {}
     if config['kshot']:
         extra['kshot_results'] = evaluate_kshot(trainer, test_data, ks=config['kshot'])
+        # the same on the cold validation users: what a choice per K (fold-in settings, a router) may use
+        extra['kshot_valid_results'] = evaluate_kshot(trainer, valid_data, ks=config['kshot'])
         for k, metrics in extra['kshot_results'].items():
             logger.info(set_color(f'K-shot K={k}', 'yellow') + f': {dict2str(metrics)}')
     return {

@@ -61,13 +61,16 @@ def test_kshot_counts_the_cold_test_users_not_the_validation_users(tiny_scenario
                         config_dict=fast_config(kshot=[0, 12]))
 
 
-def test_tmcdr_test_time_adaptation_uses_the_support(pipeline):
-    run = pipeline('TMCDR_MF', train_epochs=PHASES, meta_group_size=8, meta_test_adapt_steps=2, meta_inner_lr=0.5)
+def test_tmcdr_test_time_adaptation_uses_the_support_with_its_own_step(pipeline):
+    run = pipeline('TMCDR_MF', train_epochs=PHASES, meta_group_size=8, meta_test_adapt_steps=2, meta_inner_lr=0.5,
+                   meta_test_adapt_lr=0.5)
     run.fit()
     model = run.model
     users = model.warm_overlap_users[:4]
     support = [torch.tensor([1, 2, 3])] * 4
-    adapted = model.kshot_user_representation(users, support)
+    adapted = model.kshot_prior(users, support)  # theta adapted on the support: where fold-in starts
     assert not torch.allclose(adapted, model.map_users(users))
+    model.test_adapt_lr = 1e-6  # the test-time step is meta_test_adapt_lr, not meta_inner_lr
+    assert torch.allclose(model.kshot_prior(users, support), model.map_users(users), atol=1e-4)
     model.test_adapt_steps = 0
-    assert torch.equal(model.kshot_user_representation(users, support), model.map_users(users))
+    assert torch.equal(model.kshot_prior(users, support), model.map_users(users))

@@ -62,6 +62,8 @@ NOT_IN_KEY = {
     'meta_first_order', 'meta_test_adapt_steps', 'meta_scoring', 'meta_vmap_chunk_size', 'meta_loss_reduction', 'cst_reg_weight',
     'sscdr_hops', 'sscdr_unsup_weight', 'ptupcdr_objective', 'ptupcdr_history_sampling', 'ptupcdr_max_history',
     'ptupcdr_meta_dim',
+    # K-shot scoring of cold users (fold-in, TMCDR's test-time steps): read when the model is built, used after training
+    'kshot_foldin_steps', 'kshot_foldin_lr', 'kshot_foldin_prior_weight', 'meta_test_adapt_lr',
 }
 
 

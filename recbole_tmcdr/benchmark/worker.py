@@ -136,6 +136,7 @@ def run_one(task, progress=None):
     }
     if task.get('kshot'):
         record['kshot'] = {str(k): v for k, v in (result.get('kshot_results') or {}).items()}
+        record['kshot_valid'] = {str(k): v for k, v in (result.get('kshot_valid_results') or {}).items()}
     record.update({
         'split_stats': result.get('split_stats'),
         'timings': {'trials': [t['seconds'] for t in trials], 'total': round(time.perf_counter() - start_all, 3)},

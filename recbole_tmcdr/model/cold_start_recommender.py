@@ -11,6 +11,7 @@ from recbole.data.interaction import Interaction
 from recbole.utils import InputType
 
 from recbole_cdr.model.crossdomain_recommender import CrossDomainRecommender
+from recbole_tmcdr.model.foldin import FOLDIN_RULES, FoldIn
 from recbole_tmcdr.phases import Phase
 from recbole_tmcdr.validation import ConfigError
 
@@ -26,8 +27,9 @@ class ColdStartRecommender(CrossDomainRecommender):
     # The phases of train_epochs the model trains in, in order (checked at start-up); () = trains nothing.
     train_phases = ()
     # The model's own keys -> their recbole_tmcdr.validation.Rule, checked at start-up like the shared keys;
-    # inherited, so a subclass declares only the keys it adds (or a rule it changes).
-    config_rules = {}
+    # inherited, so a subclass declares only the keys it adds (or a rule it changes). Fold-in of the K-shot support
+    # (model/foldin.py) is shared: every model with a user representation uses it.
+    config_rules = dict(FOLDIN_RULES)
     # A directory holding the model's own YAML (<name>.yaml for the names of registry.model_yaml_names), for a
     # model outside the plugin's properties/model/, e.g. Path(__file__).parent.
     yaml_dir = None
@@ -36,6 +38,7 @@ class ColdStartRecommender(CrossDomainRecommender):
         super().__init__(config, dataset)
         self.phase = None
         self.neg_per_pos = config['train_neg_sample_args']['by']
+        self.foldin = FoldIn(config, self.neg_per_pos)
         target_train_users = dataset.target_domain_dataset.inter_feat[self.TARGET_USER_ID]
         target_train_users = torch.as_tensor(target_train_users).unique()
         is_overlap = (target_train_users > 0) & (target_train_users < self.overlapped_num_users)

@@ -137,9 +137,14 @@ class CrossDomainMappingRecommender(ColdStartRecommender):
         users = interaction[self.TARGET_USER_ID]
         return self.base_model.full_scores(self.map_users(users), self.target_item_table()).view(-1)
 
-    def kshot_user_representation(self, users, support_items):
-        """Representation of cold users who revealed K target items; the bridge alone ignores them."""
+    def kshot_prior(self, users, support_items):
+        """K=0 representation of cold users who revealed K target items, where fold-in starts: f(u^s)."""
         return self.map_users(users)
+
+    def kshot_user_representation(self, users, support_items):
+        """Representation of cold users who revealed K target items: the prior folded in on them."""
+        return self.foldin(self.base_model, self.kshot_prior(users, support_items), self.target_item_table(),
+                           support_items)
 
     def kshot_full_scores(self, users, support_items):
         return self.base_model.full_scores(self.kshot_user_representation(users, support_items),

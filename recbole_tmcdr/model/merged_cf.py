@@ -90,3 +90,9 @@ class MergedCF(ColdStartRecommender):
     def full_sort_predict(self, interaction):
         users = interaction[self.TARGET_USER_ID]
         return self.base_model.full_scores(self.user_vectors(users), self.target_item_table()).view(-1)
+
+    def kshot_full_scores(self, users, support_items):
+        """The user's (source-trained) vector folded in on its K revealed target items."""
+        table = self.target_item_table()
+        return self.base_model.full_scores(self.foldin(self.base_model, self.user_vectors(users), table, support_items),
+                                           table)

@@ -39,12 +39,22 @@ from recbole.data.interaction import Interaction
 from recbole.model import general_recommender
 from recbole.utils import InputType, ModelType
 
+from recbole_tmcdr.model.base_models import BASE_MODELS
 from recbole_tmcdr.model.cold_start_recommender import ColdStartRecommender
 from recbole_tmcdr.phases import Phase
 from recbole_tmcdr.registry import MODELS, RegistryError
 
 # RecBole general models verified under the cold-start protocol (each has properties/model/<Name>.yaml).
 SUPPORTED = ('Pop', 'ItemKNN', 'BPR', 'NeuMF', 'LightGCN', 'NGCF', 'EASE', 'MultiVAE')
+
+# Models that score a user by u . v over (user table, item table), with how to read the tables; a cold user who
+# revealed K items is folded in from the mean warm user vector with BPR's loss (the loss these models train with).
+# The other models ignore the support (mean warm scores at every K).
+EMBEDDING_TABLES = {
+    'BPR': lambda model: (model.user_embedding.weight, model.item_embedding.weight),
+    'LightGCN': lambda model: model.forward(),
+    'NGCF': lambda model: model.forward(),
+}
 
 # Every other RecBole general model, and why it is not registered.
 UNSUPPORTED = {
@@ -229,6 +239,17 @@ class RecBoleGeneralAdapter(ColdStartRecommender):
         if has_rows.any():
             scores[has_rows] = self.user_scores(users[has_rows])
         return scores.view(-1)
+
+    def kshot_full_scores(self, users, support_items):
+        """Fold-in from the mean warm user vector (dot-product models of :data:`EMBEDDING_TABLES`, K > 0)."""
+        tables = EMBEDDING_TABLES.get(self.recbole_name)
+        if tables is None or not len(support_items) or not len(support_items[0]):
+            return super().kshot_full_scores(users, support_items)
+        user_table, item_table = tables(self.recbole_model)
+        item_table = item_table[:self.target_num_items].detach()
+        warm = self.has_target_rows.nonzero().squeeze(-1)
+        prior = user_table[warm].detach().mean(0).expand(len(users), -1)
+        return self.foldin(BASE_MODELS.get('BPR')(None), prior, item_table, support_items) @ item_table.T
 
     def predict(self, interaction):
         users, items = interaction[self.TARGET_USER_ID], interaction[self.TARGET_ITEM_ID]

@@ -74,6 +74,7 @@ class TMCDR(CrossDomainMappingRecommender):
         'meta_max_positives_per_user': Rule('int', positive, '> 0', nullable=True),
         'meta_vmap_chunk_size': Rule('int', positive, '> 0', nullable=True),
         'meta_test_adapt_steps': Rule('int', non_negative, '>= 0'),
+        'meta_test_adapt_lr': Rule('float', positive, '> 0'),
         'meta_warm_start_epochs': Rule('int', non_negative, '>= 0'),
         'meta_scoring': Rule('str', choices=tuple(s.value for s in ScoringParameters)),
         'meta_diagnostics': Rule('bool'),
@@ -85,6 +86,7 @@ class TMCDR(CrossDomainMappingRecommender):
         self.inner_steps = config['meta_inner_steps']
         self.first_order = config['meta_first_order']
         self.test_adapt_steps = config['meta_test_adapt_steps']
+        self.test_adapt_lr = config['meta_test_adapt_lr']
         self.vmap_chunk_size = config['meta_vmap_chunk_size']
         self.reduction = LossReduction(config['meta_loss_reduction'])  # values checked at start-up
         self.scoring = ScoringParameters(config['meta_scoring'] or ScoringParameters.THETA.value)
@@ -108,13 +110,14 @@ class TMCDR(CrossDomainMappingRecommender):
             return total
         return total / mask.sum().clamp(min=1.0)
 
-    def adapt(self, params, support, steps):
-        """Inner loop: ``steps`` gradient steps of size lambda on the support (U_a) loss."""
+    def adapt(self, params, support, steps, lr=None):
+        """Inner loop: ``steps`` gradient steps of size ``lr`` (default lambda) on the support (U_a) loss."""
+        lr = self.inner_lr if lr is None else lr
         for _ in range(steps):
             grads = grad(self.task_loss)(params, *support)
             if self.first_order:
                 grads = {name: g.detach() for name, g in grads.items()}
-            params = {name: p - self.inner_lr * grads[name] for name, p in params.items()}
+            params = {name: p - lr * grads[name] for name, p in params.items()}
         return params
 
     def adapted_query_loss(self, params, support, query):
@@ -179,8 +182,9 @@ class TMCDR(CrossDomainMappingRecommender):
             return self.mapping_mse_loss(users, self.map_users(users, ScoringParameters.THETA))
         return self.meta_loss(interaction)
 
-    # ----- test-time adaptation (beyond the paper): adapt theta on a cold user's K revealed items
-    def kshot_user_representation(self, users, support_items):
+    # ----- test-time adaptation (beyond the paper): adapt theta on a cold user's K revealed items (step size
+    # meta_test_adapt_lr: a step sized for K samples, not for a group's hundreds), then fold-in from there
+    def kshot_prior(self, users, support_items):
         n_shots = len(support_items[0]) if len(support_items) else 0
         if self.test_adapt_steps == 0 or n_shots == 0:
             return self.map_users(users)  # the paper's f_theta(u^s) (or f_theta' with meta_scoring: adapted)
@@ -193,7 +197,7 @@ class TMCDR(CrossDomainMappingRecommender):
         params = {name: p.detach() for name, p in self.meta_parameters().items()}
 
         def adapted_representation(params, task):
-            adapted = self.adapt(params, task, self.test_adapt_steps)
+            adapted = self.adapt(params, task, self.test_adapt_steps, self.test_adapt_lr)
             return self.base_model.constrain(functional_call(self.bridge, adapted, (task[0],)))[0]
 
         return vmap(adapted_representation, in_dims=(None, 0))(params, support)
