@@ -29,6 +29,11 @@ def latent_two_domain(n_users=120, n_source_items=60, n_target_items=50, per_use
     return source, target
 
 
+def hash_genre(item):
+    """A deterministic genre of a synthetic item id (s12, t3, ...)."""
+    return int(item[1:]) % 5
+
+
 def write_generic_scenario(directory, name='tiny', **kwargs):
     """CSV files + a scenario YAML (generic type) in ``directory``; returns the YAML path."""
     source, target = latent_two_domain(**kwargs)
@@ -40,6 +45,9 @@ def write_generic_scenario(directory, name='tiny', **kwargs):
         'scenario': {'type': 'generic', 'name': name, 'source_file': str(directory / 'source.csv'),
                      'target_file': str(directory / 'target.csv'), 'columns': {'user': 'user', 'item': 'item'}},
     }
+    with open(directory / 'genres.csv', 'w') as f:  # item content, for the content-based models
+        f.write('item,genres\n')
+        f.writelines(f'{i},g{hash_genre(i)}|h{len(i) % 2}\n' for i in sorted({i for _, i in source + target}))
     path = directory / f'{name}.yaml'
     path.write_text(yaml.safe_dump(config))
     return path

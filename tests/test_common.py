@@ -15,12 +15,14 @@ TINY = dict(train_epochs=["SOURCE:2", "TARGET:2", "OVERLAP:2"], embedding_size=8
 METRICS = {'uauc', 'gauc', 'ndcg@10', 'recall@10', 'hit@10', 'mrr@10'}
 
 
-def tiny_settings(model):
+def tiny_settings(model, scenario=None):
     settings = dict(TINY)
+    if model == 'ContentGenre' and scenario is not None:  # item content: the genres file written beside the tiny scenario
+        settings['content_item_file'] = str(scenario.parent / 'genres.csv')
     own_phases = [p for p in (MODELS.get(model).__dict__.get('tiny_train_epochs') or [])]
     if own_phases:
         settings['train_epochs'] = own_phases
-    if model == 'TargetPop':
+    if model in ('TargetPop', 'ContentGenre'):
         settings.pop('train_epochs')
     return settings
 
@@ -28,7 +30,7 @@ def tiny_settings(model):
 @pytest.mark.parametrize('model', MODELS.names())
 def test_model_trains_evaluates_and_is_deterministic(model, tiny_scenario):
     results = [run_recbole_cdr(model=model, config_file_list=[tiny_scenario], saved=False,
-                               config_dict=fast_config(force_pretrain=True, **tiny_settings(model)))
+                               config_dict=fast_config(force_pretrain=True, **tiny_settings(model, tiny_scenario)))
                for _ in range(2)]
     for result in results:
         assert METRICS <= set(result['test_result']) and METRICS <= set(result['best_valid_result'])
@@ -39,7 +41,7 @@ def test_model_trains_evaluates_and_is_deterministic(model, tiny_scenario):
 
 @pytest.mark.parametrize('model', MODELS.names())
 def test_best_checkpoint_round_trips(model, tiny_scenario):
-    run = Pipeline(model, [tiny_scenario], **tiny_settings(model))
+    run = Pipeline(model, [tiny_scenario], **tiny_settings(model, tiny_scenario))
     run.fit(saved=True)
     expected = run.trainer.evaluate(run.test_data, load_best_model=False)
     with torch.no_grad():
