@@ -163,6 +163,7 @@ RULES = {
     'learner': Rule('str', lambda v: v.lower() in LEARNERS, 'naming one of ' + ', '.join(LEARNERS)),
     'learning_rate': Rule('float', positive, '> 0'),
     'weight_decay': Rule('float', non_negative, '>= 0'),
+    'embedding_updates': Rule('str', choices=('dense', 'row_sparse')),
     'clip_grad_norm': Rule('dict', clip_grad_norm_dict, "like {'max_norm': 5.0} (optional 'norm_type' > 0)",
                            nullable=True),
     'neg_sampling': Rule('dict', neg_sampling_dict, f"like {{'uniform': 4}} (one of {', '.join(NEG_DISTRIBUTIONS)} -> "
@@ -287,7 +288,21 @@ def check_value_metrics_are_sampled(config, model_class, defaults):
     return None
 
 
-CROSS_CHECKS = (check_train_epochs, check_value_metrics_are_sampled, check_valid_metric)  # run after every rule has passed
+def check_row_sparse_updates(config, model_class, defaults):
+    """Row-sparse embedding updates are a variant of Adam, and their gradients have no meaningful norm to clip."""
+    if config.get('embedding_updates') != 'row_sparse':
+        return None
+    if str(config.get('learner')).lower() != 'adam':
+        return ("'embedding_updates: row_sparse' is a variant of Adam: set learner: adam, or embedding_updates: "
+                f"dense. Got learner {config.get('learner')!r} instead.")
+    if config.get('clip_grad_norm'):
+        return ("'embedding_updates: row_sparse' cannot be combined with clip_grad_norm (the tables' gradients "
+                'are row-sparse): remove clip_grad_norm, or set embedding_updates: dense. '
+                f"Got clip_grad_norm {config['clip_grad_norm']!r} instead.")
+    return None
+
+
+CROSS_CHECKS = (check_train_epochs, check_value_metrics_are_sampled, check_valid_metric, check_row_sparse_updates)  # run after every rule has passed
 
 
 def validate(final_config, model_class, user_keys=(), defaults=None, model_classes=()):

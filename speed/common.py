@@ -32,9 +32,13 @@ def set_threads(n):
     torch.set_num_threads(n)
 
 
+NO_TARGET = 'none (measured)'
+
+
 @dataclass
 class Figure:
-    """One row of the results table."""
+    """One row of the results table. A figure without a target (``passed`` None) is a measurement: its result
+    column says '-', not PASS or FAIL."""
     key: str
     name: str
     value: float
@@ -49,6 +53,8 @@ class Figure:
         return f'{self.value:.3g}{self.unit}'
 
     def verdict(self):
+        if self.passed is None:
+            return '-'
         return 'PASS' if self.passed else 'FAIL'
 
 

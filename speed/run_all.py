@@ -34,6 +34,7 @@ FIGURES = {
     '5': 'bench_end_to_end',
     '6': 'bench_scaling',
     '7': 'bench_memory',
+    '8': 'bench_joint',
 }
 
 
@@ -59,8 +60,9 @@ class Context:
         key = ('TMCDR_MF', tuple(sorted(overrides.items())))
         return self._get(key, lambda: self.setup.pipeline('TMCDR_MF', **overrides))
 
-    def emcdr_pipeline(self):
-        return self._get('EMCDR_MF', lambda: self.setup.pipeline('EMCDR_MF'))
+    def emcdr_pipeline(self, **overrides):
+        key = ('EMCDR_MF', tuple(sorted(overrides.items())))
+        return self._get(key, lambda: self.setup.pipeline('EMCDR_MF', **overrides))
 
     def recbole_bpr(self, plugin_config):
         from speed.recbole_reference import RecBoleBPR

@@ -27,6 +27,7 @@ CHANGED_SETTINGS = {
     'pretrain_learning_rate': {'pretrain_learning_rate': 0.05},
     'weight_decay': {'weight_decay': 0.5},
     'clip_grad_norm': {'clip_grad_norm': {'max_norm': 1.0}},
+    'embedding_updates': {'embedding_updates': 'row_sparse'},
     'train_batch_size': {'train_batch_size': 64},
     'train_neg_sample_args': {'neg_sampling': {'uniform': 2}},
     'pretrain_stopping_tol': {'pretrain_stopping_tol': 0.1},

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FIGURE_KEYS = ('1a', '1b', '1c', '1d', '2', '3', '4', '5a', '5b', '6a', '6b', '7')
+FIGURE_KEYS = ('1a', '1b', '1c', '1d', '2', '3', '3b', '4', '5a', '5b', '6a', '6b', '7', '8')
+MEASURED_ONLY = ('3b', '5a')  # figures without a target: their result column is '-'
 
 
 def test_run_all_quick_prints_and_appends_the_table(tmp_path):
@@ -25,8 +26,17 @@ def test_run_all_quick_prints_and_appends_the_table(tmp_path):
         assert '| # | figure | measured | target | result |' in text
         assert 'Machine: ' in text and 'torch: ' in text and 'cores: ' in text
         assert 'Command: `python speed/run_all.py --quick' in text
-        rows = dict(re.findall(r'^\| (\w+) \| .* \| (PASS|FAIL) \|$', text, flags=re.M))
+        rows = dict(re.findall(r'^\| (\w+) \| .* \| (PASS|FAIL|-) \|$', text, flags=re.M))
         assert set(FIGURE_KEYS) <= set(rows), rows
+        assert {key for key, verdict in rows.items() if verdict == '-'} == set(MEASURED_ONLY), rows
     assert 'ERROR' not in written, written  # every figure ran (its verdict is not checked)
     assert 'Reusing pre-trained embeddings' in written  # figure 5: the 2nd model reused the 1st's pre-training
     assert not (tmp_path / 'log').exists()  # RecBole's log/ went to the benchmark's own work directory
+
+
+def test_pretraining_ablation_quick_prints_every_variant(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get('PYTHONPATH')])))
+    proc = subprocess.run([sys.executable, str(REPO / 'speed' / 'ablation_pretrain.py'), '--quick', '--rounds', '1'],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert [line[0] for line in proc.stdout.splitlines() if line[:2] in ('a ', 'b ', 'c ', 'd ', 'e ')] == list('abcde')

@@ -47,6 +47,13 @@ class BaseModel:
         """Per-sample loss: user (B, d), positive (B, d), negatives (B, k, d) -> (B,)."""
         return self.loss_from_scores(*self.pair_scores(user_emb, pos_emb, neg_emb))
 
+    def sample_loss(self, user_emb, item_emb):
+        """Per-sample loss with each sample's items in one tensor, positive first: user (B, d), items
+        (B, 1 + k, d) -> (B,). Pre-training looks the items up this way: one gather of the item table, hence one
+        (dense) gradient of it per step instead of one for the positives and one for the negatives."""
+        scores = self.score(user_emb.unsqueeze(-2), item_emb)
+        return self.loss_from_scores(scores[..., 0], scores[..., 1:])
+
     def constrain(self, emb):
         """Projection applied to looked-up embeddings (identity except for CML)."""
         return emb

@@ -14,8 +14,6 @@ target item factors. Training, batches and cold-user validation are those of
 :class:`~recbole_tmcdr.model.merged_cf.MergedCF` (a BOTH phase); CMF differs in its item tables and weights.
 """
 
-from torch import nn
-
 from recbole_tmcdr.model.merged_cf import MergedCF
 from recbole_tmcdr.phases import Phase
 from recbole_tmcdr.registry import register_model
@@ -37,9 +35,9 @@ class CMF(MergedCF):
         self.alpha = float(alpha)
 
     def build_item_tables(self):
-        # Joint item ids index both tables; each domain only ever looks up its own items.
-        self.source_item_embedding = nn.Embedding(self.total_num_items, self.embedding_size)
-        self.target_item_embedding = nn.Embedding(self.total_num_items, self.embedding_size)
+        # One table per domain, of that domain's items only, looked up by the joint item ids.
+        self.source_item_embedding = self.domain_embedding(Phase.SOURCE, 'item', self.embedding_size)
+        self.target_item_embedding = self.domain_embedding(Phase.TARGET, 'item', self.embedding_size)
 
     def item_table(self, domain):
         return self.source_item_embedding if domain == Phase.SOURCE else self.target_item_embedding

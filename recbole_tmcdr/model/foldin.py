@@ -103,8 +103,10 @@ class FoldIn:
 
     def negatives(self, steps, support, num_items):
         """(steps, B, K, k) uniform negatives in [1, num_items), the same for the same call (seeded)."""
-        generator = torch.Generator().manual_seed(self.seed)
-        drawn = torch.randint(1, num_items, (steps, *support.shape, self.neg_per_pos), generator=generator)
+        # drawn on the CPU with a CPU generator, so a seed gives the same negatives on every device
+        generator = torch.Generator(device='cpu').manual_seed(self.seed)
+        drawn = torch.randint(1, num_items, (steps, *support.shape, self.neg_per_pos), generator=generator,
+                              device='cpu')
         return drawn.to(support.device)
 
     def __call__(self, base_model, prior, item_table, support_items):

@@ -22,7 +22,7 @@ from torch import nn
 from recbole.model.init import xavier_normal_initialization
 
 from recbole_tmcdr.model.base_models import make_base_model
-from recbole_tmcdr.model.cold_start_recommender import ColdStartRecommender
+from recbole_tmcdr.model.cold_start_recommender import ColdStartRecommender, lookup_together, sample_items
 from recbole_tmcdr.phases import Phase
 from recbole_tmcdr.registry import register_model
 
@@ -41,13 +41,13 @@ class MergedCF(ColdStartRecommender):
         self.base_model = make_base_model(config)
         self.embedding_size = config['embedding_size']
         self.embedding_reg_weight = config['embedding_reg_weight']
-        self.user_embedding = nn.Embedding(self.total_num_users, self.embedding_size)
+        self.user_embedding = nn.Embedding(self.total_num_users, self.embedding_size, sparse=self.sparse_embeddings)
         self.build_item_tables()
         self.apply(xavier_normal_initialization)
 
     # ----- what a merged-domain variant defines: its item tables and how the two domain losses combine
     def build_item_tables(self):
-        self.item_embedding = nn.Embedding(self.total_num_items, self.embedding_size)
+        self.item_embedding = nn.Embedding(self.total_num_items, self.embedding_size, sparse=self.sparse_embeddings)
 
     def item_table(self, domain):
         return self.item_embedding
@@ -69,11 +69,21 @@ class MergedCF(ColdStartRecommender):
         return self.triplet_loss(self.user_embedding, self.item_table(domain), users, pos_items, neg_items)
 
     def calculate_loss(self, interaction):
+        """The weighted sum of the two domains' losses (:meth:`domain_loss`), each table looked up once per batch:
+        the users of both domains together, and their items together when the domains share the item table."""
         if self.phase != Phase.BOTH:
             raise RuntimeError(f'{type(self).__name__} trains in the BOTH phase only (got {self.phase}).')
-        source_weight, target_weight = self.domain_weights()
-        return (source_weight * self.domain_loss(interaction, Phase.SOURCE)
-                + target_weight * self.domain_loss(interaction, Phase.TARGET))
+        domains = (Phase.SOURCE, Phase.TARGET)
+        triplets = [self.domain_triplets(interaction, domain) for domain in domains]
+        constrain = self.base_model.constrain
+        users = lookup_together(self.user_embedding, *(users for users, _, _ in triplets))
+        items = [sample_items(pos, neg) for _, pos, neg in triplets]
+        if self.item_table(Phase.SOURCE) is self.item_table(Phase.TARGET):
+            items = lookup_together(self.item_table(Phase.TARGET), *items)
+        else:
+            items = [self.item_table(domain)(ids) for domain, ids in zip(domains, items)]
+        return sum(weight * self.embedded_triplet_loss(constrain(u), constrain(i))
+                   for weight, u, i in zip(self.domain_weights(), users, items))
 
     # ----- scoring: the user's (shared) embedding against the target items
     def user_vectors(self, user_ids):

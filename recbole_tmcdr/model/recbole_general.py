@@ -168,7 +168,12 @@ class RecBoleGeneralAdapter(ColdStartRecommender):
         pos = interaction[self.TARGET_ITEM_ID]
         neg = interaction[self.TARGET_NEG_ITEM_ID]
         if not (self.traditional or self.pointwise):
-            return interaction
+            if neg.dim() == 1:
+                return interaction
+            # grouped negatives (B, k) -> RecBole's pairwise layout: the batch repeated k times, one negative each
+            k = neg.shape[1]
+            return Interaction({self.TARGET_USER_ID: users.repeat(k), self.TARGET_ITEM_ID: pos.repeat(k),
+                                self.TARGET_NEG_ITEM_ID: neg.T.reshape(-1)})
         users, pos, neg = self.split_negatives(users, pos, neg)
         if self.traditional:  # counts / similarities: the observed interactions only
             return Interaction({self.TARGET_USER_ID: users, self.TARGET_ITEM_ID: pos})

@@ -25,10 +25,12 @@ from recbole_cdr.utils import train_mode2state
 
 from recbole_tmcdr.cache import TensorCache, atomic_torch_save, stable_key
 from recbole_tmcdr.config import default_cache_dir
+from recbole_tmcdr.data.triplets import TripletLoader
 from recbole_tmcdr.model.cold_start_recommender import WARM_USER_FIELD
 from recbole_tmcdr import progress
 from recbole_tmcdr.phases import PRETRAIN_PHASES, Phase
 from recbole_tmcdr.registry import register_trainer
+from recbole_tmcdr.trainer.row_sparse_adam import RowSparseAdam
 
 # Every config key that shapes a pre-trained base model: the pre-training cache key hashes them, together with
 # the phase, its place and epoch budget in ``train_epochs``, the loss that trains it and the content of the
@@ -36,10 +38,14 @@ from recbole_tmcdr.registry import register_trainer
 # checks that each of them forces a retrain and that the pre-training reads no other key that matters.
 PRETRAIN_KEY_FIELDS = (
     'seed', 'base_model', 'embedding_size', 'embedding_reg_weight', 'cml_margin', 'pretrain_users',  # model
-    'learner', 'pretrain_learning_rate', 'weight_decay', 'clip_grad_norm',                          # optimizer
+    'learner', 'pretrain_learning_rate', 'weight_decay', 'clip_grad_norm', 'embedding_updates',     # optimizer
     'train_batch_size', 'train_neg_sample_args',                                                    # batches
     'pretrain_stopping_tol', 'pretrain_stopping_step',                                              # stopping
 )
+# What the pre-training computes for given settings, beyond them: bumped when the same settings would train other
+# embeddings, so that a cache written by an earlier version is not reused. 2: tables sized to each domain
+# (DomainEmbedding), negatives drawn per epoch (TripletLoader).
+PRETRAIN_FORMAT = 2
 
 
 class WarmUserLoader:
@@ -81,6 +87,7 @@ class ColdStartTrainer(CrossDomainTrainer):
         self.epochs_run = {}  # stage -> epochs trained
         self.phase_costs = {}  # phase -> seconds, and for pre-training whether the cache was reused
         self.epoch_diagnostics = {}  # extra per-epoch values a subclass measures (MetaTrainer: inner step)
+        self.triplet_loaders = {}  # loader mode -> TripletLoader (built once per run)
         # RecBole's name, <model>-<time to the second>.pth, is shared by runs started in the same second in one
         # directory, and the final test reloads it: each run would test the model of whichever saved last.
         self.saved_model_file = os.path.join(
@@ -108,11 +115,14 @@ class ColdStartTrainer(CrossDomainTrainer):
     def _build_optimizer(self, **kwargs):
         if kwargs.get('learner', self.learner).lower() != 'adam':
             return super()._build_optimizer(**kwargs)
+        params = kwargs.pop('params', self.model.parameters())
+        lr = kwargs.pop('learning_rate', self.learning_rate)
+        weight_decay = kwargs.pop('weight_decay', self.weight_decay)
+        if self.config['embedding_updates'] == 'row_sparse':  # Adam, lazy on the tables' row-sparse gradients
+            return RowSparseAdam(params, lr=lr, weight_decay=weight_decay)
         # Same Adam update as RecBole's, with the fused kernel: ~10x faster steps on the large dense
         # embedding tables of the pre-training phases (measured on CPU, Douban, d=256).
-        params = kwargs.pop('params', self.model.parameters())
-        return torch.optim.Adam(params, lr=kwargs.pop('learning_rate', self.learning_rate),
-                                weight_decay=kwargs.pop('weight_decay', self.weight_decay), fused=True)
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
 
     # ----- numerical guard: name where it happened
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
@@ -155,7 +165,6 @@ class ColdStartTrainer(CrossDomainTrainer):
                              f'learning rate {learning_rate}')
             start = time()
             if pretraining:
-                train_data.set_mode(train_mode2state[phase.value])
                 self._pretrain_phase(train_data, phase, phase_idx, verbose, show_progress)
             else:
                 self._fit_bridge(train_data, valid_data, verbose, saved, show_progress, callback_fn)
@@ -171,6 +180,18 @@ class ColdStartTrainer(CrossDomainTrainer):
             self.model.load_state_dict(self.best_state)
         return self.best_valid_score, self.best_valid_result
 
+    def training_loader(self, train_data, mode):
+        """Batches of RecBole-CDR's training data ``train_data`` in loader ``mode`` (a Phase): the plugin's
+        :class:`~recbole_tmcdr.data.triplets.TripletLoader` (the same batches, negatives drawn per epoch), or,
+        for negatives other than uniform, RecBole-CDR's loader itself."""
+        mode = Phase(mode)
+        if not TripletLoader.supports(self.config):
+            train_data.set_mode(train_mode2state[mode.value])
+            return train_data
+        if mode not in self.triplet_loaders:
+            self.triplet_loaders[mode] = TripletLoader.from_train_data(train_data, self.model, self.config, mode)
+        return self.triplet_loaders[mode]
+
     # ----- pre-training (transfer stage)
     def is_pretraining(self, phase):
         """SOURCE / TARGET pre-train (cached, loss-plateau stop); every other phase is validated on cold users."""
@@ -181,7 +202,7 @@ class ColdStartTrainer(CrossDomainTrainer):
         fields = {name: self.config[name] for name in PRETRAIN_KEY_FIELDS}
         rows = train_data.source_dataset if phase == Phase.SOURCE else train_data.target_dataset
         model = self.model
-        fields.update(phase=phase.value, phase_index=phase_idx, epochs=self.epochs,
+        fields.update(format=PRETRAIN_FORMAT, phase=phase.value, phase_index=phase_idx, epochs=self.epochs,
                       loss=getattr(type(model), 'pretrain_loss', type(model).calculate_loss).__qualname__,
                       rows=interaction_digest(rows),
                       id_space=[model.total_num_users, model.overlapped_num_users, model.total_num_items,
@@ -200,9 +221,10 @@ class ColdStartTrainer(CrossDomainTrainer):
             return
         tol = self.config['pretrain_stopping_tol']
         best_loss, stale = float('inf'), 0
+        loader = self.training_loader(train_data, phase)
         for epoch_idx in range(self.epochs):
             start = time()
-            loss = self._train_epoch(train_data, epoch_idx, show_progress=show_progress)
+            loss = self._train_epoch(loader, epoch_idx, show_progress=show_progress)
             if verbose:
                 self.logger.info(f'[{phase.value}] ' + self._generate_train_loss_output(epoch_idx, start, time(), loss))
             self._add_train_loss_to_tensorboard(epoch_idx, loss, tag=f'Loss/Pretrain_{phase.value}')
