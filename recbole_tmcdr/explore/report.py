@@ -2,9 +2,9 @@
 
 Per scenario: the cumulative hits and regret of every (policy, prior) at the report rounds, as mean and 95% CI
 over seeds (t-distribution, :func:`recbole_tmcdr.benchmark.stats.summarize`), the computing time per decision,
-the settings chosen on the cold validation users, and whether each cross-domain prior lowers the regret of a
-policy against the no-transfer prior: the paired difference over seeds with its 95% CI, the raw p and Holm's p
-over the scenario's comparisons.
+the settings chosen on the cold validation users, and two paired comparisons of the regret over seeds (the
+difference with its 95% CI, the raw p and Holm's p over the comparisons of one table): each cross-domain prior
+against the no-transfer prior, and each learning policy against its prior's own ranking.
 """
 
 import json
@@ -16,11 +16,7 @@ import numpy as np
 from recbole_tmcdr.benchmark.stats import adjust_family, fmt_p, paired_test, summarize
 from recbole_tmcdr.explore.policies import POLICIES
 from recbole_tmcdr.explore.problem import NO_TRANSFER
-from recbole_tmcdr.explore.run import REPORT_ONLY_SETTINGS
-
-
-def comparable(settings):
-    return {k: v for k, v in settings.items() if k not in REPORT_ONLY_SETTINGS and k != 'notes'}
+from recbole_tmcdr.explore.run import result_settings
 
 
 def read_runs(out_dir, settings):
@@ -28,7 +24,7 @@ def read_runs(out_dir, settings):
     runs, stale = [], []
     for path in sorted((Path(out_dir) / 'runs').glob('*.json')):
         record = json.loads(path.read_text())
-        if comparable(record['settings']) == comparable(settings):
+        if result_settings(record['settings']) == result_settings(settings):
             runs.append(record)
         else:
             stale.append(path.name)
@@ -74,7 +70,11 @@ def chosen_text(agg, stream):
     if not any(chosen):
         return ''
     keys = list(chosen[0])
-    return '; '.join(f"{key} {'/'.join(f'{c.get(key):g}' for c in chosen)}" for key in keys)
+    return '; '.join(f"{key} {'/'.join(fmt_value(c.get(key)) for c in chosen)}" for key in keys)
+
+
+def fmt_value(value):
+    return f'{value:g}' if isinstance(value, (int, float)) else str(value)
 
 
 def results_table(agg, report_rounds):
@@ -88,58 +88,91 @@ def results_table(agg, report_rounds):
         policy, prior = stream.split('|')
         cells = [policy, prior] + [fmt(summarize(agg.values(stream, 'hits', t - 1))) for t in rounds]
         cells += [fmt(summarize(agg.values(stream, 'regret', t - 1))) for t in rounds]
-        cells += [fmt(summarize(agg.ms_per_decision(stream)), 3), chosen_text(agg, stream)]
+        cells += [f'{np.mean(list(agg.ms_per_decision(stream).values())):.3f}', chosen_text(agg, stream)]
         lines.append('| ' + ' | '.join(cells) + ' |')
     return lines, rounds
 
 
-def transfer_tests(agg, rounds):
-    """[(policy, model, round, PairedTest of regret: model prior - no-transfer prior)], Holm-adjusted together."""
-    tests = []
+def transfer_pairs(agg):
+    """(policy, prior, stream, baseline): each policy from a model's f(u^s) against it from the mean warm user."""
+    pairs = []
     for stream in agg.streams:
         policy, prior = stream.split('|')
         baseline = f'{policy}|{NO_TRANSFER}'
-        if prior in ('-', NO_TRANSFER) or baseline not in agg.streams:
-            continue
-        for t in rounds:
-            tests.append((policy, prior, t, paired_test(agg.values(stream, 'regret', t - 1),
-                                                        agg.values(baseline, 'regret', t - 1))))
+        if prior not in ('-', NO_TRANSFER) and baseline in agg.streams:
+            pairs.append((policy, prior, stream, baseline))
+    return pairs
+
+
+def learning_pairs(agg):
+    """(policy, prior, stream, baseline): each learning policy against the prior's own ranking (static)."""
+    pairs = []
+    for stream in agg.streams:
+        policy, prior = stream.split('|')
+        baseline = f'static|{prior}'
+        if policy != 'static' and baseline in agg.streams:
+            pairs.append((policy, prior, stream, baseline))
+    return pairs
+
+
+def paired_regret_tests(agg, pairs, rounds):
+    """[(policy, prior, round, PairedTest of regret: stream - baseline)], Holm-adjusted as one family."""
+    tests = [(policy, prior, t, paired_test(agg.values(stream, 'regret', t - 1), agg.values(baseline, 'regret', t - 1)))
+             for policy, prior, stream, baseline in pairs for t in rounds]
     adjust_family([test for *_, test in tests])
     return tests
 
 
-def verdict(test):
+def verdict(test, lower='lower regret', higher='HIGHER regret'):
     if test.diff is None:
         return 'no common seed'
     if not test.tested:
         return f'not tested (n={test.n})'
     if test.significant:
-        return 'lower regret' if test.diff < 0 else 'HIGHER regret'
-    return 'no significant difference'
+        return lower if test.diff < 0 else higher
+    if test.ci_high < 0 or test.ci_low > 0:
+        return f"{lower.split()[0] if test.diff < 0 else higher.split()[0]} (CI excludes 0), n.s. after Holm"
+    return 'no difference shown (CI includes 0)'
 
 
-def transfer_section(agg, rounds):
-    tests = transfer_tests(agg, rounds)
-    if not tests:
-        return ['No cross-domain prior was compared with the no-transfer prior (set no_transfer_prior: True).']
-    lines = ['| policy | prior | round | regret: prior − no transfer [95% CI] | p | Holm p | verdict |',
+def comparison_section(tests, baseline_name, subject):
+    """The table of ``tests`` and one paragraph on the last round."""
+    lines = [f'| policy | prior | round | regret − regret {baseline_name} [95% CI] | p | Holm p | verdict |',
              '|---|---|:---:|:---:|:---:|:---:|---|']
-    for policy, model, t, test in tests:
-        lines.append(f'| {policy} | {model} | {t} | {test.ci_text(2)} | {fmt_p(test.p)} | {fmt_p(test.p_holm)} | '
+    for policy, prior, t, test in tests:
+        lines.append(f'| {policy} | {prior} | {t} | {test.ci_text(2)} | {fmt_p(test.p)} | {fmt_p(test.p_holm)} | '
                      f'{verdict(test)} |')
-    last = max(rounds)
-    at_last = [(policy, model, test) for policy, model, t, test in tests if t == last]
-    lower = [f'{policy} from {model}' for policy, model, test in at_last if test.significant and test.diff < 0]
-    higher = [f'{policy} from {model}' for policy, model, test in at_last if test.significant and test.diff > 0]
-    summary = (f'At round {last}, the cross-domain prior lowers the regret significantly (Holm-adjusted p < 0.05) '
-               f'for {len(lower)} of {len(at_last)} (policy, model) pairs'
-               + (f': {", ".join(lower)}.' if lower else '.'))
-    if higher:
-        summary += f' It raises it significantly for {", ".join(higher)}.'
-    if len(lower) < len(at_last):
-        summary += (' For the others the difference is within what the seeds allow (the CI includes 0, or there are '
-                    'too few seeds to test): the data do not show that the transfer prior lowers regret there.')
-    return lines + ['', summary]
+    last = max(t for _, _, t, _ in tests)
+    at_last = [(f'{policy} from {prior}', test) for policy, prior, t, test in tests if t == last]
+    significant = [name for name, test in at_last if test.significant and test.diff < 0]
+    below = [name for name, test in at_last if test.tested and test.ci_high < 0]
+    worse = [name for name, test in at_last if test.tested and test.ci_low > 0]
+    untested = [name for name, test in at_last if not test.tested]
+    text = (f'At round {last}, {subject} lowers the regret significantly (Holm-adjusted p < 0.05 over the '
+            f'{len(tests)} comparisons above) for {len(significant)} of {len(at_last)} pairs'
+            + (f' ({", ".join(significant)})' if significant else '') + '; '
+            f'its paired 95% CI lies below 0 for {len(below)} of them.')
+    if worse:
+        text += f' It raises the regret (CI above 0) for {", ".join(worse)}.'
+    if untested:
+        text += f' {len(untested)} pairs have too few common seeds to test.'
+    if len(significant) < len(at_last):
+        n = min(test.n for _, test in at_last)
+        text += (' Where the Holm-adjusted p is above 0.05 the data do not establish a lower regret, even where the '
+                 f'unadjusted CI lies below 0 (with {n} seeds a paired t-test has {max(n - 1, 0)} degrees of freedom).')
+    return lines + ['', text]
+
+
+def calibration_text(agg):
+    """The priors' calibration on the cold validation users (mean over seeds)."""
+    calibrations = [r['problem']['calibration'] for r in agg.runs]
+    parts = []
+    for prior in calibrations[0]:
+        slope, intercept, noise = (np.mean([c[prior][key] for c in calibrations]) for key in
+                                   ('slope', 'intercept', 'noise'))
+        parts.append(f'{prior} s = {slope:.4f}, c = {intercept:.3f}, sigma = {noise:.3f}')
+    return ('Calibration of the priors on the cold validation users (r ~ c + s u.x by least squares, mean over '
+            'seeds): ' + '; '.join(parts) + '.')
 
 
 def timing_lines(runs):
@@ -163,10 +196,19 @@ def scenario_section(label, runs, settings, figure):
              f"Rounds: {settings['rounds']}, slate size {settings['slate_size']}. Hits and regret are per cold test "
              'user (cumulative, mean over users), then mean ± 95% CI over seeds.', '']
     table, rounds = results_table(agg, settings['report_rounds'])
-    lines += table + ['', f'### Does the cross-domain prior lower regret against the no-transfer prior?', '',
-                      'Paired over seeds: the regret of a policy started from the model\'s f(u^s), minus its regret '
-                      'started from the mean warm user (negative = the transfer prior helps).', '']
-    lines += transfer_section(agg, rounds)
+    lines += table + ['', calibration_text(agg), '']
+    transfer = paired_regret_tests(agg, transfer_pairs(agg), rounds)
+    lines += ['### Does the cross-domain prior lower regret against the no-transfer prior?', '',
+              "Paired over seeds (same cold users): a policy's regret when it starts from the model's f(u^s), minus "
+              'its regret when it starts from the mean warm user. Negative = the transfer prior helps.', '']
+    lines += (comparison_section(transfer, 'from no transfer', 'the cross-domain prior') if transfer else
+              ['No cross-domain prior was compared with the no-transfer prior (set no_transfer_prior: True).'])
+    learning = paired_regret_tests(agg, learning_pairs(agg), rounds)
+    if learning:
+        lines += ['', '### Does learning from the feedback beat the prior as is?', '',
+                  "Paired over seeds: a learning policy's regret minus the regret of the same prior's own ranking "
+                  '(static, no feedback used). Negative = the feedback helps.', '']
+        lines += comparison_section(learning, 'static', 'learning from the feedback')
     if figure:
         lines += ['', f'![cumulative regret, {label}]({figure})']
     return lines
