@@ -46,7 +46,8 @@ def test_sherman_morrison_updates_match_the_explicit_inverse():
     for u in range(3):
         x = features[arms[u]]
         a = precision + x.T @ x
-        b = precision @ torch.cat([theta[u], torch.zeros(1, dtype=DTYPE)]) + (rewards[u].double().unsqueeze(1) * x).sum(0)
+        prior_mean = torch.cat([theta[u], torch.zeros(1, dtype=DTYPE)])
+        b = precision @ prior_mean + (rewards[u].double().unsqueeze(1) * x).sum(0)
         torch.testing.assert_close(belief.a_inv[u], torch.linalg.inv(a))
         torch.testing.assert_close(belief.theta()[u], torch.linalg.solve(a, b))
         torch.testing.assert_close(belief.width2[u], ((features @ torch.linalg.inv(a)) * features).sum(1))

@@ -1,4 +1,4 @@
-"""``python -m recbole_tmcdr.explore --scenarios ml_genre [...] --out DIR [--config_files a.yaml] [--key=value ...]``."""
+"""``python -m recbole_tmcdr.explore --scenarios ml_genre [...] --out DIR [--config_files a.yaml] [--key=value]``."""
 
 import argparse
 import os
@@ -69,7 +69,7 @@ def run(args, overrides, command):
         if plot_regret(Aggregate(scenario_runs), os.path.join(args.out, name), f'{label}: cumulative regret of cold '
                        f'test users (mean, 95% CI over {len(scenario_runs)} seeds)'):
             figures[label] = name
-    path = write_report(args.out, settings, runs, stale, figures)
+    path = write_report(args.out, settings, runs, stale, figures, command=command)
     progress(f'wrote {path} and {", ".join(figures.values()) or "no figure"}')
     return runs
 

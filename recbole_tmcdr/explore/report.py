@@ -221,8 +221,9 @@ def policy_lines(settings):
     return lines
 
 
-def write_report(out_dir, settings, runs, stale=(), figures=None, title='Exploration for cold users'):
-    """RESULTS.md in ``out_dir`` from ``runs``; ``figures``: scenario -> figure file name."""
+def write_report(out_dir, settings, runs, stale=(), figures=None, title='Exploration for cold users', command=None):
+    """RESULTS.md in ``out_dir`` from ``runs``; ``figures``: scenario -> figure file name; ``command``: the one that
+    regenerates it."""
     by_scenario = defaultdict(list)
     for record in runs:
         by_scenario[record['scenario']].append(record)
@@ -230,8 +231,10 @@ def write_report(out_dir, settings, runs, stale=(), figures=None, title='Explora
     lines = [f'# {title}', '']
     if settings.get('notes'):
         lines += [settings['notes'].strip(), '']
-    lines += ['Made by ' + ('; '.join(f'`{c}`' for c in commands) if commands else 'the explore command') + '.', '',
-              '## Policies', ''] + policy_lines(settings) + ['']
+    if command:
+        lines += [f'Regenerate with `{command}` (run files whose inputs are unchanged are kept).', '']
+    lines += ['The run files were made by ' + '; '.join(f'`{c}`' for c in commands) + '.', ''] if commands else []
+    lines += ['## Policies', ''] + policy_lines(settings) + ['']
     for label, scenario_runs in by_scenario.items():
         lines += scenario_section(label, scenario_runs, settings, (figures or {}).get(label)) + ['']
     lines += ['## Cost', '', 'Wall time of each (scenario, seed) as recorded when it ran (models: training, or '
