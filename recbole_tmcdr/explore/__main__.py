@@ -4,7 +4,6 @@ import argparse
 import os
 import shlex
 import sys
-from collections import defaultdict
 from time import perf_counter
 
 import torch
@@ -41,8 +40,8 @@ def progress(message):
 def run(args, overrides, command):
     from recbole_tmcdr.benchmark.spec import resolve_scenario
     from recbole_tmcdr.explore.figures import plot_regret
-    from recbole_tmcdr.explore.report import Aggregate, read_runs, write_report
-    from recbole_tmcdr.explore.run import run_one
+    from recbole_tmcdr.explore.report import Aggregate, read_runs, runs_by_scenario, write_report
+    from recbole_tmcdr.explore.run import run_file, run_one
     from recbole_tmcdr.explore.settings import load_settings
 
     settings = load_settings(args.config_files, overrides)
@@ -53,23 +52,24 @@ def run(args, overrides, command):
     if not args.report_only:
         for scenario in scenarios:
             for seed in settings['seeds']:
-                start = perf_counter()
-                progress(f'{scenario.label} seed {seed}: models, validation search, simulation ...')
+                start, path = perf_counter(), run_file(args.out, scenario, seed)
+                written = path.stat().st_mtime_ns if path.is_file() else None
+                progress(f'{scenario.label} seed {seed} ...')
                 run_one(scenario, seed, settings, args.out, command=command, force=args.force, cache_dir=args.cache_dir)
-                progress(f'{scenario.label} seed {seed}: done in {perf_counter() - start:.0f} s')
+                kept = written is not None and path.stat().st_mtime_ns == written
+                progress(f'{scenario.label} seed {seed}: ' + (f'kept {path} (inputs unchanged)' if kept else
+                                                              f'done in {perf_counter() - start:.0f} s'))
     runs, stale = read_runs(args.out, settings)
     if not runs:
         raise FileNotFoundError(f'No run in {args.out} was made with these settings: nothing to report.')
-    by_scenario = defaultdict(list)
-    for record in runs:
-        by_scenario[record['scenario']].append(record)
+    order = [scenario.label for scenario in scenarios]
     figures = {}
-    for label, scenario_runs in by_scenario.items():
+    for label, scenario_runs in runs_by_scenario(runs, order).items():
         name = f'regret_{label}.png'
         if plot_regret(Aggregate(scenario_runs), os.path.join(args.out, name), f'{label}: cumulative regret of cold '
                        f'test users (mean, 95% CI over {len(scenario_runs)} seeds)'):
             figures[label] = name
-    path = write_report(args.out, settings, runs, stale, figures, command=command)
+    path = write_report(args.out, settings, runs, stale, figures, command=command, order=order)
     progress(f'wrote {path} and {", ".join(figures.values()) or "no figure"}')
     return runs
 

@@ -221,12 +221,20 @@ def policy_lines(settings):
     return lines
 
 
-def write_report(out_dir, settings, runs, stale=(), figures=None, title='Exploration for cold users', command=None):
+def runs_by_scenario(runs, order=()):
+    """{scenario: its runs}, the scenarios of ``order`` first (in that order), then the others by name."""
+    by_scenario = defaultdict(list)
+    for record in sorted(runs, key=lambda r: (list(order).index(r['scenario']) if r['scenario'] in order
+                                              else len(order), r['scenario'], r['seed'])):
+        by_scenario[record['scenario']].append(record)
+    return by_scenario
+
+
+def write_report(out_dir, settings, runs, stale=(), figures=None, title='Exploration for cold users', command=None,
+                 order=()):
     """RESULTS.md in ``out_dir`` from ``runs``; ``figures``: scenario -> figure file name; ``command``: the one that
     regenerates it."""
-    by_scenario = defaultdict(list)
-    for record in runs:
-        by_scenario[record['scenario']].append(record)
+    by_scenario = runs_by_scenario(runs, order)
     commands = sorted({r.get('command') for r in runs if r.get('command')})
     lines = [f'# {title}', '']
     if settings.get('notes'):
