@@ -160,6 +160,32 @@ def test_pairs_summary_is_generated_from_the_tests():
     assert report_mod.pairs_summary_text(report_mod.aggregate(lines[:1]).comparisons) is None
 
 
+def test_summary_gives_the_verdict_per_scenario_and_the_run_time(tmp_path):
+    lines = []
+    for seed in range(3):
+        finished = f'2026-01-01T0{seed}:00:00+00:00'
+        lines += [record('s', 'TargetPop', seed, 0.85, 0.2, finished_at=finished),
+                  record('s', 'EMCDR_MF', seed, 0.80 + 0.01 * seed, 0.30 + 0.01 * seed, finished_at=finished),
+                  record('s', 'TMCDR_MF', seed, 0.82 + 0.012 * seed, 0.30 + 0.01 * seed + 0.001 * (-1) ** seed,
+                         finished_at=finished)]
+    lines += [record('t', model, seed, 0.8, 0.3) for model in ('EMCDR_MF', 'TMCDR_MF') for seed in range(2)]
+    agg = report_mod.aggregate(lines)
+    summary = report_mod.verdict_summary(agg).splitlines()
+    # s: AUC better (the known test above: Δ +.022, Holm p over this report's family), NDCG n.s.; TMCDR_MF
+    # (mean AUC .832) is below the floor TargetPop (.85) but one-sided tests of 3 seeds may not say so
+    assert summary[0].startswith('- **s** (3 seeds): TMCDR_MF vs EMCDR_MF: AUC BETTER (Δ +0.0220 [+0.0170, +0.0270], '
+                                 'Holm p ')
+    assert 'NDCG@10 n.s. (Δ ' in summary[0] and 'negative transfer (below TargetPop, one-sided, Holm): ' in summary[0]
+    assert summary[1] == '- **t** (2 seeds): TMCDR_MF vs EMCDR_MF: AUC n/a (n=2), NDCG@10 n/a (n=2).'
+    # three runs of 1 s finishing at 00:00, 01:00 and 02:00 (the others have no finish time)
+    assert report_mod.run_time_text(agg).startswith('Run time 0.0 h over 9 runs; wall time 2.0 h from 2025-12-31 23:59')
+    report_mod.write_runs_csv(agg, tmp_path / 'runs.csv')
+    import pandas as pd
+    runs = pd.read_csv(tmp_path / 'runs.csv')
+    assert len(runs) == len(lines) and runs.loc[0, 'chosen'] == 'learning_rate=0.001'
+    assert list(runs.columns[:4]) == ['scenario', 'model', 'seed', 'chosen'] and 'test_uauc' in runs.columns
+
+
 def test_report_files_render(tmp_path):
     kshot = {str(k): {'uauc': 0.8 + 0.01 * k, 'ndcg@10': 0.3, 'n_users': 10, 'n_excluded': 0} for k in (0, 1, 3)}
     lines = []
@@ -172,7 +198,7 @@ def test_report_files_render(tmp_path):
     for line in lines:
         results_io.append_record(tmp_path / 'results.jsonl', line)
     out = report_mod.write_report(str(tmp_path))
-    for name in ('table.md', 'table.csv', 'figure1.png', 'kshot.png', 'differences.png'):
+    for name in ('table.md', 'table.csv', 'runs.csv', 'figure1.png', 'kshot.png', 'differences.png'):
         assert (tmp_path / name).stat().st_size > 0, name
     from PIL import Image
     assert Image.open(tmp_path / 'differences.png').size[0] == 1000  # readable at page width

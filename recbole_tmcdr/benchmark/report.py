@@ -2,6 +2,7 @@
 
 Reads ``OUT/results.jsonl`` (the last line of each (scenario, model, seed)) and writes:
 
+* ``runs.csv``: one row per run (chosen hyperparameters, scores, bridge-stage epochs and steps, seconds).
 * ``table.md`` / ``table.csv``: Table-1 style, rows = models (target-only floors first), columns = scenario x
   {AUC (``uauc``: per-user AUC averaged over users, the paper's AUC), NDCG@10} on the cold TEST users, mean ±
   95% CI over seeds (t-distribution, ``mean ± t_{0.975,n-1} sd / sqrt(n)``; no CI for one seed). Best mean
@@ -36,7 +37,8 @@ from recbole_tmcdr.benchmark.aggregate import (  # noqa: F401 - the report's API
 from recbole_tmcdr.benchmark.results import RESULTS_FILE, latest_records, load_records, run_key
 from recbole_tmcdr.benchmark.sections import (  # noqa: F401 - the report's API
     cost_section, format_summary, hyperparameter_section, kshot_section, main_table, negative_transfer_text,
-    pairs_summary_text, pairs_table, paper_section, tests_table, training_section, write_csv,
+    pairs_summary_text, pairs_table, paper_section, run_time_text, tests_table, training_section, verdict_summary,
+    write_csv, write_runs_csv,
 )
 from recbole_tmcdr.benchmark.stats import (  # noqa: F401 - Summary/summarize are part of this module's API
     ALPHA, MIN_PAIRS, PairedTest, Summary, fmt_p as _fmt_p, summarize,
@@ -109,10 +111,15 @@ def render_markdown(agg, figures=None, spec=None):
         parts += ['Made (or resumed to completion) by:', '', '```bash', spec['command'], '```', '']
     if spec.get('notes'):
         parts += [str(spec['notes']).strip(), '']
+    parts += ['## Summary', '', verdict_summary(agg), '',
+              'BETTER / WORSE: TMCDR_X against its baseline, paired t-test over seeds, Holm-adjusted p < '
+              f'{ALPHA} over every TMCDR test of this report; Δ = TMCDR - baseline with its 95% CI; n.s.: not '
+              f'significant; n/a: fewer than {MIN_PAIRS} common seeds.', '']
     coverage = coverage_text(agg, spec)
     if coverage:
         parts += [coverage, '']
-    parts += [header_notes(agg), '',
+    run_time = run_time_text(agg)
+    parts += [header_notes(agg) + (f'\n{run_time}' if run_time else ''), '',
              '## Cold test users: AUC and NDCG@10 (mean ± 95% CI over seeds)', '', main_table(agg), '',
              'AUC = per-user AUC averaged over users (`uauc`). Bold: best mean of the column. '
              f'\\*: paired t-test over seeds (two-sided, at least {MIN_PAIRS} seeds) of a TMCDR model against the '
@@ -133,7 +140,8 @@ def render_markdown(agg, figures=None, spec=None):
         parts += ['## K-shot (mean over seeds)', '', kshot, '']
     hyper = hyperparameter_section(agg)
     if hyper:
-        parts += ['## Selected hyperparameters', '', hyper, '']
+        parts += ['## Selected hyperparameters', '', '<details><summary>the choice of every searched run, with '
+                  'each trial\'s validation score (one row per run in runs.csv)</summary>', '', hyper, '', '</details>', '']
     training = training_section(agg)
     if training:
         parts += ['## Bridge stage (mean over seeds)', '',
@@ -150,7 +158,7 @@ def render_markdown(agg, figures=None, spec=None):
 
 
 # ----- entry points
-REPORT_FILES = ('table_md', 'table_csv', 'differences', 'figure1', 'kshot', 'training')
+REPORT_FILES = ('table_md', 'table_csv', 'runs_csv', 'differences', 'figure1', 'kshot', 'training')
 
 
 def written_files(report):
@@ -202,10 +210,12 @@ def write_report(out_dir, records=None, scenario_order=None, model_order=None, s
                'K-shot': plot_kshot(agg, os.path.join(out_dir, 'kshot.png')),
                'Training curves': plot_training_curves(agg, os.path.join(out_dir, 'training.png'))}
     markdown = render_markdown(agg, figures, spec)
-    paths = {'table_md': os.path.join(out_dir, 'table.md'), 'table_csv': os.path.join(out_dir, 'table.csv')}
+    paths = {'table_md': os.path.join(out_dir, 'table.md'), 'table_csv': os.path.join(out_dir, 'table.csv'),
+             'runs_csv': os.path.join(out_dir, 'runs.csv')}
     with open(paths['table_md'], 'w', encoding='utf-8') as f:
         f.write(markdown)
     write_csv(agg, paths['table_csv'])
+    write_runs_csv(agg, paths['runs_csv'])
     return {'markdown': markdown, **paths, 'differences': figures['TMCDR_X - baseline'], 'figure1': figures['Figure 1'],
             'kshot': figures['K-shot'], 'training': figures['Training curves'], 'aggregate': agg}
 

@@ -106,6 +106,23 @@ def write_csv(agg, path, metrics=METRICS):
     table.to_csv(path, index_label='model', lineterminator='\r\n', encoding='utf-8')  # the csv module's line ends
 
 
+def write_runs_csv(agg, path, metrics=METRICS):
+    """``runs.csv``: one row per run, its chosen hyperparameters, validation score, cold-test metrics, bridge
+    stage (best epoch, epochs, steps) and seconds (total and pre-training)."""
+    rows = []
+    for record in agg.runs.sort_values(['scenario', 'model', 'seed'])['record']:
+        training, cost = record.get('training') or {}, _run_cost(record)
+        rows.append({'scenario': record['scenario'], 'model': record['model'], 'seed': record['seed'],
+                     'chosen': ' '.join(f'{k}={v}' for k, v in (record.get('chosen') or {}).items()),
+                     'trials': cost['trials'], 'valid_metric': record.get('valid_metric'),
+                     'valid_score': record.get('valid_score'),
+                     **{f'test_{key}': (record.get('cold_test') or {}).get(key) for _, key in metrics},
+                     **{key: training.get(key) for key in ('best_epoch', 'epochs_run', 'steps', 'steps_at_best')},
+                     'seconds': cost['total'], 'pretraining_seconds': cost['pretraining'],
+                     'code_version': record.get('code_version'), 'finished_at': record.get('finished_at')})
+    pd.DataFrame(rows).to_csv(path, index=False, lineterminator='\r\n', encoding='utf-8')
+
+
 def _test_cells(test):
     """Effect size with its 95% CI, raw p and Holm-adjusted p of one PairedTest."""
     if test is None:
@@ -179,6 +196,47 @@ def pairs_summary_text(comparisons):
     lines += ['', f'Significance is judged on Holm-adjusted p-values (family-wise error {ALPHA}) over the family of '
                  'every TMCDR test in this report: these pairs and the tests against the best other model.']
     return '\n'.join(lines)
+
+
+def _pair_verdict(c):
+    if c.verdict == Verdict.UNTESTED:
+        return f'{c.metric} n/a (n={c.n})'
+    word = {Verdict.BETTER: 'BETTER', Verdict.WORSE: 'WORSE'}.get(c.verdict, 'n.s.')
+    return f'{c.metric} {word} (Δ {c.test.ci_text()}, Holm p {fmt_p(c.test.p_holm)})'
+
+
+def verdict_summary(agg):
+    """The report's opening: per scenario, the Holm-adjusted verdict of each compared pair (TMCDR_X vs EMCDR_X,
+    TMCDR_CML vs SSCDR) on each metric, and which transfer models fall below the best target-only floor."""
+    lines = []
+    for scenario in agg.scenarios:
+        seeds = agg.runs.loc[agg.runs['scenario'] == scenario, 'seed'].nunique()
+        pairs = {}
+        for c in agg.comparisons:
+            if c.scenario == scenario:
+                pairs.setdefault(f'{c.tmcdr} vs {c.baseline}', []).append(_pair_verdict(c))
+        parts = [f'{pair}: {", ".join(verdicts)}' for pair, verdicts in pairs.items()] or ['no compared pair run']
+        if agg.floors.get(scenario):
+            flagged = [m for m in agg.models_in(scenario) if agg.flagged(scenario, m)]
+            floor = max(agg.floors[scenario], key=lambda item: item[1])[0]
+            parts.append(f'negative transfer (below {floor}, one-sided, Holm): '
+                         + (', '.join(flagged) if flagged else 'none'))
+        lines.append(f'- **{scenario}** ({seeds} seed{"s" if seeds != 1 else ""}): ' + '; '.join(parts) + '.')
+    return '\n'.join(lines)
+
+
+def run_time_text(agg):
+    """Run time (the sum of every run's seconds) and wall time (first start to last finish, pauses included)."""
+    frame = pd.DataFrame({'total': [(r.get('timings') or {}).get('total') for r in agg.records],
+                          'finished': pd.to_datetime([r.get('finished_at') for r in agg.records], utc=True,
+                                                     errors='coerce')}).dropna()
+    if frame.empty:
+        return None
+    started = (frame['finished'] - pd.to_timedelta(frame['total'], unit='s')).min()
+    wall = (frame['finished'].max() - started).total_seconds()
+    return (f'Run time {frame["total"].sum() / 3600:.1f} h over {len(frame)} runs; wall time {wall / 3600:.1f} h '
+            f'from {started:%Y-%m-%d %H:%M} to {frame["finished"].max():%Y-%m-%d %H:%M} UTC (pauses between '
+            'sessions included).')
 
 
 def negative_transfer_text(agg):
