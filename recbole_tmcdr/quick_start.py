@@ -1,12 +1,16 @@
 """``run_recbole_cdr`` with a ``dataset`` argument: the toolkit's entry point, plus the scenario by name.
 
 It runs the same steps as ``recbole_cdr.quick_start.run_recbole_cdr`` (config, data, model, trainer,
-fit, evaluate) and returns the same dict, with two additions: ``split_stats`` (the cold split's counts)
-and, when ``kshot`` is set (e.g. ``[0, 1, 3, 5, 10]``), ``kshot_results`` and ``kshot_valid_results``: metrics
-per K on the cold test and the cold validation users.
+fit, evaluate) and returns the same dict, with additions: ``split_stats`` (the cold split's counts); when ``kshot``
+is set (e.g. ``[0, 1, 3, 5, 10]``), ``kshot_results`` and ``kshot_valid_results``: metrics per K on the cold test and
+the cold validation users, and ``kshot_foldin``: the fold-in settings chosen per K on validation
+(``kshot_foldin_search``); for a router (:class:`recbole_tmcdr.model.k_router.KRouter`), ``routing``: what it
+chose per K. :func:`prepare_run` builds a run's config, data and model, as this function and the router (for each
+of its candidates) need them.
 ``load_data_and_model`` rebuilds a run from one of its checkpoints (it also replaces recbole-cdr's).
 """
 
+from dataclasses import dataclass
 from logging import getLogger
 
 from recbole.utils import dict2str, init_logger, init_seed, set_color
@@ -14,7 +18,7 @@ from recbole_cdr.config import CDRConfig
 from recbole_cdr.data import data_preparation
 
 from recbole_tmcdr.config import dataset_config_file
-from recbole_tmcdr.kshot import evaluate_kshot
+from recbole_tmcdr.kshot import choose_foldin, evaluate_kshot
 from recbole_tmcdr.registry import get_model, get_trainer
 from recbole_tmcdr.safe_loading import CheckpointError, create_dataset, load_weights_only
 
@@ -35,6 +39,47 @@ def describe_dataset(dataset, split_stats):
                       *overlap])
 
 
+@dataclass
+class Run:
+    """What one run trains and evaluates: its config, dataset, loaders and (untrained) model."""
+    config: CDRConfig
+    dataset: object
+    train_data: object
+    valid_data: object
+    test_data: object
+    model: object
+
+
+def prepare_run(model, dataset=None, config_file_list=None, config_dict=None, log=True):
+    """Config, data (the cold split's loaders) and model of a run, built as :func:`run_recbole_cdr` builds them:
+    seeded before the data and again before the model. ``log``: set up RecBole's logger and log the config, the
+    data and the model (a router's candidates are built inside its run, whose logger is already set up)."""
+    config = build_config(model, dataset, config_file_list, config_dict)
+    init_seed(config['seed'], config['reproducibility'])
+    logger = getLogger()
+    if log:
+        init_logger(config)
+        logger.info(config)
+    cdr_dataset = create_dataset(config)
+    if log:
+        logger.info(describe_dataset(cdr_dataset, config['scenario_stats']))
+    train_data, valid_data, test_data = data_preparation(config, cdr_dataset)
+    init_seed(config['seed'], config['reproducibility'])
+    recommender = get_model(config['model'])(config, train_data.dataset).to(config['device'])
+    if log:
+        logger.info(recommender)
+    return Run(config, cdr_dataset, train_data, valid_data, test_data, recommender)
+
+
+def kshot_on_validation(trainer, valid_data, ks=None):
+    """After training: the fold-in settings chosen per K on the cold validation users (``kshot_foldin_search``;
+    None without a search) and the K-shot results there, as ``{'kshot_foldin', 'kshot_valid_results'}``; at the
+    run's ``kshot`` unless ``ks`` is given."""
+    ks = ks or trainer.config['kshot']
+    return {'kshot_foldin': choose_foldin(trainer, valid_data, ks, trainer.config['kshot_foldin_search']),
+            'kshot_valid_results': evaluate_kshot(trainer, valid_data, ks=ks)}
+
+
 def run_recbole_cdr(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True):
     r"""Train ``model`` on the scenario ``dataset`` (a name in ``dataset_configs/``) and evaluate it on the
     cold validation and cold test users.
@@ -46,34 +91,25 @@ def run_recbole_cdr(model=None, dataset=None, config_file_list=None, config_dict
         config_dict (dict, optional): parameters, highest priority after the command line.
         saved (bool): save the best checkpoint (RecBole's ``saved/``) and test with it.
     """
-    config = build_config(model, dataset, config_file_list, config_dict)
-    init_seed(config['seed'], config['reproducibility'])
-    init_logger(config)
-    logger = getLogger()
-    logger.info(config)
-
-    cdr_dataset = create_dataset(config)
-    logger.info(describe_dataset(cdr_dataset, config['scenario_stats']))
-    train_data, valid_data, test_data = data_preparation(config, cdr_dataset)
-
-    init_seed(config['seed'], config['reproducibility'])
-    model = get_model(config['model'])(config, train_data.dataset).to(config['device'])
-    logger.info(model)
-    trainer = get_trainer(config['MODEL_TYPE'], config['model'])(config, model)
+    run = prepare_run(model, dataset, config_file_list, config_dict)
+    config, logger = run.config, getLogger()
+    trainer = get_trainer(config['MODEL_TYPE'], config['model'])(config, run.model)
 
     best_valid_score, best_valid_result = trainer.fit(
-        train_data, valid_data, saved=saved, show_progress=config['show_progress'])
-    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config['show_progress'])
+        run.train_data, run.valid_data, saved=saved, show_progress=config['show_progress'])
+    test_result = trainer.evaluate(run.test_data, load_best_model=saved, show_progress=config['show_progress'])
 
     logger.info(set_color('best valid ', 'yellow') + f': {dict2str(best_valid_result)}')
     logger.info(set_color('test result', 'yellow') + f': {dict2str(test_result)}')
     extra = {}
     if config['kshot']:
-        extra['kshot_results'] = evaluate_kshot(trainer, test_data, ks=config['kshot'])
-        # the same on the cold validation users: what a choice per K (fold-in settings, a router) may use
-        extra['kshot_valid_results'] = evaluate_kshot(trainer, valid_data, ks=config['kshot'])
+        # fold-in settings per K and a router's choice are made on the cold validation users, never the test users
+        extra.update(kshot_on_validation(trainer, run.valid_data))
+        extra['kshot_results'] = evaluate_kshot(trainer, run.test_data, ks=config['kshot'])
         for k, metrics in extra['kshot_results'].items():
             logger.info(set_color(f'K-shot K={k}', 'yellow') + f': {dict2str(metrics)}')
+    if hasattr(run.model, 'routing_summary'):
+        extra['routing'] = run.model.routing_summary()
     return {
         'best_valid_score': best_valid_score,
         'valid_score_bigger': config['valid_metric_bigger'],
@@ -95,14 +131,7 @@ def load_data_and_model(model_file):
     if not isinstance(recorded, dict) or not {'model', 'settings'} <= set(recorded):
         raise CheckpointError(f'{model_file} was not written by recbole-tmcdr (it records no model name and '
                               'settings), so its run cannot be rebuilt. Re-train to write one.')
-    config = CDRConfig(model=recorded['model'], config_dict=recorded['settings'])
-    init_seed(config['seed'], config['reproducibility'])
-    init_logger(config)
-    getLogger().info(config)
-    dataset = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-    init_seed(config['seed'], config['reproducibility'])
-    model = get_model(config['model'])(config, train_data.dataset).to(config['device'])
-    model.load_state_dict(checkpoint['state_dict'])
-    model.load_other_parameter(checkpoint.get('other_parameter'))
-    return config, model, dataset, train_data, valid_data, test_data
+    run = prepare_run(recorded['model'], config_dict=recorded['settings'])
+    run.model.load_state_dict(checkpoint['state_dict'])
+    run.model.load_other_parameter(checkpoint.get('other_parameter'))
+    return run.config, run.model, run.dataset, run.train_data, run.valid_data, run.test_data

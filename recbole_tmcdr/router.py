@@ -4,13 +4,17 @@ No single method leads along the interaction-count axis (docs/COLD_START_STACK.m
 fold-in or meta-learning after a few interactions. :func:`route_per_k` picks, per K, the method with the best
 cold-validation score among the candidates' K-shot results (``kshot_valid_results`` of
 :func:`recbole_tmcdr.quick_start.run_recbole_cdr`): the upper envelope as validation sees it; test results are
-never read. :class:`KRouter` serves the chosen method's scores and falls back to popularity for a user whose
-scores are degenerate (:func:`degenerate_users`: near-constant or not finite, e.g. a content profile with no genre,
-a model whose embeddings collapsed). :func:`routed_results` reports, per K, the choice and its test metrics.
+never read. :func:`serve` gives a user the chosen method's scores, or the fallback's (popularity) where those
+scores carry no ranking.
 
-The router is a scorer over already trained models of ONE run's split (same scenario and seed), evaluated with
-:func:`recbole_tmcdr.kshot.evaluate_kshot` (``model=``); it is not a registered model trained by
-``run_recbole_cdr``.
+The confidence signal is :func:`degenerate_users`: a user's routed scores over the target items are degenerate when
+one of them is NaN or +inf, when none is finite, or when they are near-constant (``max - min`` at most ``tolerance``
+x the largest absolute score), e.g. a content profile with no genre, a model whose embeddings collapsed. Such a
+ranking is arbitrary (ties broken by item id), so the user is served popularity instead and counted.
+
+The registered model :class:`recbole_tmcdr.model.k_router.KRouter` trains its candidates on one split and routes
+them (``run_recbole_cdr(model='KRouter', ...)``); :class:`RoutedScorer` routes models that are already trained on
+ONE run's split (same scenario and seed), evaluated with :func:`recbole_tmcdr.kshot.evaluate_kshot` (``model=``).
 """
 
 import torch
@@ -55,15 +59,33 @@ def degenerate_users(scores, tolerance=1e-6):
     return invalid | ~finite.any(-1) | ((high - low) <= tolerance * scale)
 
 
-class KRouter(torch.nn.Module):
+def serve(candidates, choice, fallback, users, support_items, tolerance=1e-6):
+    """Scores (B, N) of the method ``choice`` names for the users' K (a K not listed takes the choice of the
+    largest listed K below it), with the rows of degenerate users replaced by ``fallback``'s scores; and the
+    (B,) bool mask of those users. Every scorer has ``kshot_full_scores(users, support_items)``."""
+    k = len(support_items[0]) if len(support_items) else 0
+    scores = candidates[value_at_k(choice, k)].kshot_full_scores(users, support_items).float()
+    fallback_users = degenerate_users(scores[:, 1:], tolerance)  # column 0 is the padding item
+    if fallback_users.any():
+        rows = fallback_users.nonzero().squeeze(-1).tolist()
+        scores = scores.clone()
+        scores[fallback_users] = fallback.kshot_full_scores(users[fallback_users],
+                                                            [support_items[i] for i in rows]).float()
+    return scores, fallback_users
+
+
+class RoutedScorer(torch.nn.Module):
     """Scores of the method chosen for the user's K, popularity where those scores are degenerate.
 
     Args:
         candidates: {method: trained model with ``kshot_full_scores``} (same run split).
-        choice: {K: method}, from :func:`route_per_k` on validation results; a K not listed takes the choice of
-            the largest listed K below it.
+        choice: {K: method}, from :func:`route_per_k` on validation results; a K not listed takes the choice of the
+            largest listed K below it.
         popularity: the fallback model (e.g. a trained ``TargetPop``).
         tolerance: see :func:`degenerate_users`.
+
+    ``kshot_counters['n_fallback']`` counts the users served by popularity; :func:`recbole_tmcdr.kshot.evaluate_kshot`
+    resets it before each K and reports it with that K's metrics.
     """
 
     def __init__(self, candidates, choice, popularity, tolerance=1e-6):
@@ -75,16 +97,9 @@ class KRouter(torch.nn.Module):
         self.choice = dict(choice)
         self.popularity = popularity
         self.tolerance = tolerance
-        self.fallbacks = {}  # K -> users served by popularity, counted over the calls at that K
+        self.kshot_counters = {}
 
     def kshot_full_scores(self, users, support_items):
-        k = len(support_items[0]) if len(support_items) else 0
-        scores = self.candidates[value_at_k(self.choice, k)].kshot_full_scores(users, support_items).float()
-        fallback = degenerate_users(scores[:, 1:], self.tolerance)  # column 0 is the padding item
-        if fallback.any():
-            scores = scores.clone()
-            popular = self.popularity.kshot_full_scores(users[fallback], [support_items[i] for i in
-                                                                          fallback.nonzero().squeeze(-1).tolist()])
-            scores[fallback] = popular.float()
-        self.fallbacks[k] = self.fallbacks.get(k, 0) + int(fallback.sum())
+        scores, fallback = serve(self.candidates, self.choice, self.popularity, users, support_items, self.tolerance)
+        self.kshot_counters['n_fallback'] = self.kshot_counters.get('n_fallback', 0) + int(fallback.sum())
         return scores

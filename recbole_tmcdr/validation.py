@@ -29,6 +29,10 @@ class ConfigError(ValueError):
     """A plugin parameter with a bad type, range or combination."""
 
 
+class NotApplicableError(ConfigError):
+    """A model that cannot run on the scenario: data it needs is absent (e.g. ContentGenre without item content)."""
+
+
 @dataclass(frozen=True)
 class Rule:
     kind: str                                   # 'float' (finite) | 'int' | 'bool' | 'str' | 'list' | 'dict' | 'any'
@@ -263,15 +267,21 @@ def check_train_epochs(config, model_class, defaults):
     return None
 
 
-def check_valid_metric(config, model_class, defaults):
-    """``valid_metric`` must be one of the results evaluation computes (RecBole would fail with a KeyError
-    after the first training epoch)."""
-    value = config.get('valid_metric')
+def computed_metrics(config):
+    """Names of the results evaluation computes, from ``metrics`` and ``topk`` (e.g. ``NDCG@10``, ``UAUC``)."""
     metrics = config['metrics']
     topk = config['topk'] if isinstance(config['topk'], (list, tuple)) else [config['topk']]
     computed = []
     for metric in [metrics] if isinstance(metrics, str) else metrics:
         computed += [f'{metric}@{k}' for k in topk] if is_topk_metric(metric) else [metric]
+    return computed
+
+
+def check_valid_metric(config, model_class, defaults):
+    """``valid_metric`` must be one of the results evaluation computes (RecBole would fail with a KeyError
+    after the first training epoch)."""
+    value = config.get('valid_metric')
+    computed = computed_metrics(config)
     if not isinstance(value, str) or value.lower() not in {name.lower() for name in computed}:
         return (f"The 'valid_metric' parameter must be one of the computed metrics {', '.join(computed)} "
                 f"(from 'metrics' and 'topk'): change valid_metric or add its metric and cut-off. "

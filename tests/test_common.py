@@ -22,7 +22,10 @@ def tiny_settings(model, scenario=None):
     own_phases = [p for p in (MODELS.get(model).__dict__.get('tiny_train_epochs') or [])]
     if own_phases:
         settings['train_epochs'] = own_phases
-    if model in ('TargetPop', 'ContentGenre'):
+    if model == 'KRouter':  # its candidates train in their own phases: two of them, briefly
+        settings.update(router_candidates=['TargetPop', 'EMCDR_MF'],
+                        router_candidate_settings={'EMCDR_MF': {'train_epochs': settings['train_epochs']}})
+    if model in ('TargetPop', 'ContentGenre', 'KRouter'):
         settings.pop('train_epochs')
     return settings
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from recbole_tmcdr.router import KRouter, degenerate_users, route_per_k, routed_results
+from recbole_tmcdr.router import RoutedScorer, degenerate_users, route_per_k, routed_results
 
 
 def metrics(ndcg):
@@ -53,18 +53,18 @@ def test_router_serves_the_choice_and_falls_back_to_popularity_per_user():
     good = Fixed(torch.tensor([[0., 3., 2., 1.], [0., 1., 1., 1.]]))   # user 1: constant scores
     other = Fixed(torch.tensor([[0., 1., 2., 3.], [0., 1., 2., 3.]]))
     popularity = Fixed(torch.tensor([[0., 9., 8., 7.], [0., 9., 8., 7.]]))
-    router = KRouter({'good': good, 'other': other}, {0: 'good', 3: 'other'}, popularity)
+    router = RoutedScorer({'good': good, 'other': other}, {0: 'good', 3: 'other'}, popularity)
     users = torch.tensor([0, 1])
     at_k0 = router.kshot_full_scores(users, [torch.tensor([], dtype=torch.long)] * 2)
     assert at_k0.tolist() == [[0., 3., 2., 1.], [0., 9., 8., 7.]]
-    assert router.fallbacks == {0: 1}
+    assert router.kshot_counters == {'n_fallback': 1}
     at_k5 = router.kshot_full_scores(users, [torch.tensor([1, 2, 3, 1, 2])] * 2)  # K=5 takes K=3's choice
     assert at_k5.tolist() == [[0., 1., 2., 3.]] * 2
 
 
 def test_router_refuses_a_choice_that_is_not_a_candidate():
     with pytest.raises(ValueError, match=r"The router chose \['X'\], which are not candidates"):
-        KRouter({'A': None}, {0: 'X'}, None)
+        RoutedScorer({'A': None}, {0: 'X'}, None)
 
 
 def test_router_end_to_end_on_one_split(pipeline, tiny_scenario):
@@ -75,8 +75,8 @@ def test_router_end_to_end_on_one_split(pipeline, tiny_scenario):
     valid = {name: evaluate_kshot(run.trainer, run.valid_data, ks) for name, run in runs.items()}
     test = {name: evaluate_kshot(run.trainer, run.test_data, ks) for name, run in runs.items()}
     choice = route_per_k(valid)
-    router = KRouter({name: run.model for name, run in runs.items()}, choice, runs['TargetPop'].model)
+    router = RoutedScorer({name: run.model for name, run in runs.items()}, choice, runs['TargetPop'].model)
     routed = evaluate_kshot(runs['TargetPop'].trainer, runs['TargetPop'].test_data, ks, model=router)
     for k in ks:
         assert routed[k]['ndcg@10'] == pytest.approx(test[choice[k]][k]['ndcg@10'])  # no user is degenerate here
-    assert router.fallbacks == {0: 0, 3: 0}
+        assert routed[k]['n_fallback'] == 0

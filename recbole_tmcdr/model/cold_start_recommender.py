@@ -68,6 +68,9 @@ class ColdStartRecommender(CrossDomainRecommender):
     # inherited, so a subclass declares only the keys it adds (or a rule it changes). Fold-in of the K-shot support
     # (model/foldin.py) is shared: every model with a user representation uses it.
     config_rules = dict(FOLDIN_RULES)
+    # Whether kshot_full_scores fits a cold user's K revealed items with self.foldin, so that the fold-in settings
+    # matter (and kshot_foldin_search chooses them per K: kshot.choose_foldin).
+    folds_in = False
     # A directory holding the model's own YAML (<name>.yaml for the names of registry.model_yaml_names), for a
     # model outside the plugin's properties/model/, e.g. Path(__file__).parent.
     yaml_dir = None

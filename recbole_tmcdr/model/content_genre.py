@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from recbole_tmcdr.model.cold_start_recommender import ColdStartRecommender
 from recbole_tmcdr.registry import register_model
-from recbole_tmcdr.validation import ConfigError, Rule, in_range, positive
+from recbole_tmcdr.validation import ConfigError, NotApplicableError, Rule, in_range, positive
 
 
 def genre_profiles(users, items, item_genres, num_users):
@@ -65,7 +65,7 @@ def scenario_genres(config):
     scenario = config['scenario'] or {}
     if scenario.get('type') == 'movielens_genre':
         return ml100k_genres()
-    raise ConfigError(
+    raise NotApplicableError(
         f"ContentGenre needs item content, which the scenario {scenario.get('name', config['dataset'])!r} "
         f"(type {scenario.get('type')!r}) does not have: use a movielens_genre scenario (ml_genre) or set "
         "content_item_file (a CSV with columns item, genres).")

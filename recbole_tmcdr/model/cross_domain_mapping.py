@@ -35,6 +35,7 @@ class CrossDomainMappingRecommender(ColdStartRecommender):
     """Pre-trained source/target base models + a bridge from source to target user space."""
 
     train_phases = (Phase.SOURCE, Phase.TARGET, Phase.OVERLAP)
+    folds_in = True  # from f(u^s) (kshot_user_representation)
     config_rules = {
         'pretrain_learning_rate': Rule('float', positive, '> 0'),
         'embedding_reg_weight': Rule('float', non_negative, '>= 0'),

@@ -14,6 +14,8 @@ losses here (BCE, BPR, list-wise, hinge) have no closed form, hence gradient ste
 The three settings live in YAML (``kshot_foldin_steps``, ``kshot_foldin_lr``, ``kshot_foldin_prior_weight``); each
 is a number or a mapping ``{K: value}``, so that a value chosen per K on the cold validation users
 (:func:`recbole_tmcdr.kshot.evaluate_kshot` on the validation loader) can be written down as it was selected.
+``kshot_foldin_search`` (a grid ``{setting: [values]}``) has every run choose them per K on its cold validation users
+after training (:func:`recbole_tmcdr.kshot.choose_foldin`), before its K-shot results are computed.
 """
 
 import numbers
@@ -36,12 +38,20 @@ def _real(v):
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
+# The settings kshot_foldin_search may list, and the check of each value.
+SEARCH_CHECKS = {'steps': lambda v: is_int(v) and v >= 0, 'lr': lambda v: _real(v) and v > 0,
+                 'prior_weight': lambda v: _real(v) and v >= 0}
+
 FOLDIN_RULES = {
     'kshot_foldin_steps': Rule('any', per_k(lambda v: is_int(v) and v >= 0),
                                'an int >= 0, or a mapping {K: int >= 0}'),
     'kshot_foldin_lr': Rule('any', per_k(lambda v: _real(v) and v > 0), 'a float > 0, or a mapping {K: float > 0}'),
     'kshot_foldin_prior_weight': Rule('any', per_k(lambda v: _real(v) and v >= 0),
                                       'a float >= 0, or a mapping {K: float >= 0}'),
+    'kshot_foldin_search': Rule('dict', lambda v: all(
+        name in SEARCH_CHECKS and isinstance(values, list) and values and all(map(SEARCH_CHECKS[name], values))
+        for name, values in v.items()), 'mapping some of steps (ints >= 0), lr (floats > 0), prior_weight (floats '
+        '>= 0) to non-empty lists of values, e.g. {steps: [0, 10], lr: [0.1, 0.3]}', nullable=True),
 }
 
 

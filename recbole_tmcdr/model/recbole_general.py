@@ -147,6 +147,7 @@ class RecBoleGeneralAdapter(ColdStartRecommender):
             raise RuntimeError(f'RecBole {name} was built with {self.recbole_model.n_items} target items, '
                                f'the evaluation ranks {self.target_num_items}.')
         self.traditional = getattr(model_class, 'type', None) == ModelType.TRADITIONAL
+        self.folds_in = name in EMBEDDING_TABLES  # from the mean warm user vector (kshot_full_scores)
         self.pointwise = model_class.input_type == InputType.POINTWISE
         self.label_field = target_train.label_field
         self.score_batch_size = max(1, config['eval_batch_size'] // self.target_num_items)
