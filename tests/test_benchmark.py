@@ -15,9 +15,8 @@ from recbole_tmcdr.benchmark import report as report_mod
 from recbole_tmcdr.benchmark import results as results_io
 from recbole_tmcdr.benchmark import runner
 from recbole_tmcdr.benchmark.__main__ import main as benchmark_main
-from recbole_tmcdr.benchmark.spec import (
-    DEFAULT_SEARCH_SPACE, BenchmarkSpec, SpecError, grid, model_search_space,
-)
+from recbole_tmcdr.benchmark.search_space import DEFAULT_SEARCH_SPACE, grid, model_search_space
+from recbole_tmcdr.benchmark.spec import BenchmarkSpec, SpecError
 
 FAST_PHASES = '--train_epochs=["SOURCE:2","TARGET:2","OVERLAP:2"]'
 

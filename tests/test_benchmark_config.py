@@ -54,3 +54,32 @@ def test_the_users_overrides_still_win_over_the_scenario_file(tiny_scenario, tmp
 def test_benchmark_runs_draw_no_progress_bars_into_their_logs(tiny_scenario, tmp_path):
     """show_progress is on by default (as in RecBole); the benchmark shows its own progress, so its runs turn it off."""
     assert planned_configs(tmp_path, [tiny_scenario])['tiny']['base_config']['show_progress'] is False
+
+
+def test_only_runs_a_model_on_its_scenarios_and_the_report_does_not_miss_the_rest(tiny_scenario, tmp_path):
+    import pytest
+    from recbole_tmcdr.benchmark import report as report_mod
+    from recbole_tmcdr.benchmark.spec import SpecError
+    other = scenario_with(tiny_scenario, tmp_path, 'tiny_other')
+    spec = BenchmarkSpec(scenarios=[str(tiny_scenario), str(other)], models=['TargetPop', 'ContentGenre'],
+                         seeds=[0, 1], lr_search=False, only={'ContentGenre': [str(other)]}).validate()
+    assert spec.only == {'ContentGenre': ['tiny_other']}  # given as in `scenarios`, kept as the label
+    tasks = runner.plan(spec, str(tmp_path / 'bench'), str(tmp_path / 'cache'))
+    assert [t['run_id'] for t in tasks] == ['tiny/TargetPop/seed0', 'tiny/TargetPop/seed1',
+                                            'tiny_other/TargetPop/seed0', 'tiny_other/TargetPop/seed1',
+                                            'tiny_other/ContentGenre/seed0', 'tiny_other/ContentGenre/seed1']
+    finished = [{'scenario': t['scenario'], 'model': t['model'], 'seed': t['seed'], 'cold_test': {'uauc': .7}}
+                for t in tasks[:-1]]
+    agg = report_mod.aggregate(finished)
+    agg.stale_checked = True
+    text = report_mod.coverage_text(agg, {**spec.as_dict(), 'scenario_labels': ['tiny', 'tiny_other']})
+    assert text.splitlines() == [
+        '5 of 6 planned runs (2 scenarios x 2 models x 2 seeds; ContentGenre on tiny_other only) are finished.',
+        'Missing (the command above runs exactly these and keeps the rest):', '- tiny_other: ContentGenre (seed 1)']
+    for only, message in (({'EMCDR_MF': ['tiny']}, "only: 'EMCDR_MF' is not one of the spec's models "
+                                                   r"\(TargetPop, ContentGenre\)"),
+                          ({'ContentGenre': ['ml_genre']}, r"only: ContentGenre must list some of the spec's "
+                                                           r"scenarios \(tiny, tiny_other\). Got \['ml_genre'\]")):
+        with pytest.raises(SpecError, match=message):
+            BenchmarkSpec(scenarios=[str(tiny_scenario), str(other)], models=['TargetPop', 'ContentGenre'],
+                          only=only).validate()

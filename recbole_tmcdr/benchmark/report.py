@@ -54,13 +54,17 @@ def _counted(n, noun):
 def coverage_text(agg, spec):
     """Planned (the spec's scenarios x models x seeds) against finished runs; None without a spec."""
     scenarios, models, seeds = (spec.get(k) or [] for k in ('scenario_labels', 'models', 'seeds'))
+    only = {model: labels for model, labels in (spec.get('only') or {}).items() if model in models}
     planned = pd.MultiIndex.from_product([scenarios, models, [int(s) for s in seeds]],
                                          names=['scenario', 'model', 'seed'])
+    planned = planned[[model not in only or scenario in only[model] for scenario, model, _ in planned]]
     if planned.empty:
         return None
     missing = planned[~planned.isin(list(zip(agg.runs['scenario'], agg.runs['model'], agg.runs['seed'])))]
+    restricted = '; '.join(f'{model} on {", ".join(labels)} only' for model, labels in only.items())
     lines = [f'{len(planned) - len(missing)} of {len(planned)} planned runs ({_counted(len(scenarios), "scenario")} x '
-             f'{_counted(len(models), "model")} x {_counted(len(seeds), "seed")}) are finished.']
+             f'{_counted(len(models), "model")} x {_counted(len(seeds), "seed")}'
+             + (f'; {restricted}' if restricted else '') + ') are finished.']
     if not agg.stale_checked:
         lines.append('The runs\' inputs were not compared with the current ones (report made from results.jsonl '
                      'alone): `python -m recbole_tmcdr.benchmark --spec SPEC --report-only` leaves out stale runs.')

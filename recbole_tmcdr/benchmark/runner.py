@@ -25,9 +25,10 @@ from datetime import datetime, timezone
 from recbole_tmcdr.benchmark import results as results_io
 from recbole_tmcdr.benchmark.display import DEFAULT_STATUS_INTERVAL, ProgressDisplay
 from recbole_tmcdr.benchmark.executor import Dispatcher, execute, open_executor
+from recbole_tmcdr.benchmark.search_space import grid, merged_model_yaml, model_search_space, resolved_value
 from recbole_tmcdr.benchmark.spec import (
-    BenchmarkSpec, SpecError, absolute_path_overrides, config_hash, defaults_unless_set, file_sha, grid,
-    model_search_space, resolve_scenario, resolved_value, run_inputs,
+    BenchmarkSpec, SpecError, absolute_path_overrides, config_hash, defaults_unless_set, file_sha, resolve_scenario,
+    run_inputs,
 )
 from recbole_tmcdr.benchmark.worker import run_one
 
@@ -79,7 +80,7 @@ def plan(spec, out_dir, cache_dir):
     tasks = []
     for scenario in scenarios:
         base_config = {**defaults_unless_set(benchmark_defaults, [scenario.path()] + config_files), **explicit}
-        for model in spec.models:
+        for model in (m for m in spec.models if spec.runs_on(m, scenario.label)):
             full_space = model_search_space(model, spec.search_space)
             # a key the user fixed with an override is not searched
             space = {k: v for k, v in full_space.items() if k not in overrides} if spec.lr_search else {}
@@ -118,7 +119,6 @@ def pretrain_share_key(task):
             return None
     except Exception:  # noqa: BLE001 - only an optimisation
         return None
-    from recbole_tmcdr.benchmark.spec import merged_model_yaml
     merged, overrides = merged_model_yaml(task['model']), task['overrides']
     value = lambda key: overrides.get(key, merged.get(key))  # noqa: E731
     phases = [str(p) for p in value('train_epochs') or [] if str(p).split(':')[0].upper() in ('SOURCE', 'TARGET')]

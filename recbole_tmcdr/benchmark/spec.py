@@ -1,5 +1,5 @@
-"""What a benchmark runs: the spec (scenarios x models x seeds + overrides), each model's search grid, and the
-``config_hash`` that decides whether a finished line of ``results.jsonl`` still counts.
+"""What a benchmark runs: the spec (scenarios x models x seeds + overrides), and the ``config_hash`` that decides
+whether a finished line of ``results.jsonl`` still counts (each model's search grid: :mod:`.search_space`).
 
 A spec comes from a YAML file (``--spec``), the command line, or both (the command line wins field by field;
 ``overrides`` and ``imports`` are merged). Spec file fields::
@@ -16,6 +16,8 @@ A spec comes from a YAML file (``--spec``), the command line, or both (the comma
     search_space:                         # replaces a model's `benchmark_search_space` (from its YAML)
       TMCDR_MF: {learning_rate: [0.001, 0.01], meta_inner_lr: [0.005]}
     kshot: [0, 1, 3, 5, 10]               # K-shot evaluation of the cold test users
+    only: {ContentGenre: [ml_genre]}      # models run on some scenarios only (names or files as in `scenarios`);
+                                          # the other pairs are neither planned nor counted missing
     cache_dir: ~                          # shared pre-trained embeddings / prepared scenarios
     out: runs/benchmark
     ray_address: ~                        # run the runs as Ray tasks (e.g. auto, local, ray://host:10001)
@@ -26,7 +28,6 @@ A spec comes from a YAML file (``--spec``), the command line, or both (the comma
 import contextlib
 import copy
 import hashlib
-import itertools
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -36,8 +37,6 @@ import yaml
 
 from recbole_tmcdr.config import SafeConfigLoader
 
-DEFAULT_SEARCH_SPACE = {'learning_rate': [0.001, 0.002, 0.005, 0.01]}  # the paper's grid
-SEARCH_SPACE_KEY = 'benchmark_search_space'
 # Bump when the record's schema or the meaning of its fields changes: every finished run is then stale.
 HASH_VERSION = 2
 # Keys that change where things are written or how much is printed, never a result: not in config_hash.
@@ -113,78 +112,6 @@ def check_model(name):
     return name
 
 
-# ----- the model's YAML: search space and resolved defaults
-def merged_model_yaml(model):
-    """The plugin's YAML files of ``model`` merged (later files override, key by key at the top level, as
-    RecBole merges them)."""
-    from recbole_tmcdr.config import plugin_yaml_files
-    merged = {}
-    for path in plugin_yaml_files(model):
-        merged.update(load_yaml(Path(path)) or {})
-    return merged
-
-
-def _trains_nothing(train_epochs):
-    try:
-        return bool(train_epochs) and all(int(str(p).split(':')[1]) == 0 for p in train_epochs)
-    except (IndexError, ValueError):
-        return False
-
-
-def _parameter_free_recbole_model(model):
-    """RecBole's TRADITIONAL general models (Pop, ItemKNN, EASE) under the plugin's adapter: no learning rate."""
-    try:
-        from recbole.model import general_recommender
-        from recbole.utils import ModelType
-        from recbole_tmcdr.registry import MODELS
-        if MODELS.get(model).__name__ != 'RecBoleGeneralAdapter':
-            return False
-        return getattr(getattr(general_recommender, model, None), 'type', None) == ModelType.TRADITIONAL
-    except Exception:  # noqa: BLE001 - a heuristic: fall back to the default grid
-        return False
-
-
-def model_search_space(model, spec_spaces=None):
-    """The grid searched for ``model``: the spec's ``search_space[model]`` if given, else the model YAML's
-    ``benchmark_search_space`` (later plugin files override earlier ones), else ``{}`` for a model that trains
-    nothing (all ``train_epochs`` phases at 0 epochs, or a parameter-free RecBole model), else
-    :data:`DEFAULT_SEARCH_SPACE`."""
-    if spec_spaces and model in spec_spaces:
-        space = spec_spaces[model]
-    else:
-        merged = merged_model_yaml(model)
-        if SEARCH_SPACE_KEY in merged:
-            space = merged[SEARCH_SPACE_KEY]
-        elif _trains_nothing(merged.get('train_epochs')) or _parameter_free_recbole_model(model):
-            space = {}
-        else:
-            space = DEFAULT_SEARCH_SPACE
-    space = space or {}
-    if not isinstance(space, dict):
-        raise SpecError(f"The search space of '{model}' must be a dict param -> list of values. Got {space!r}.")
-    normalised = {}
-    for key, values in space.items():
-        values = list(values) if isinstance(values, (list, tuple)) else [values]
-        if not values:
-            raise SpecError(f"The search space of '{model}' has no value for '{key}'.")
-        normalised[str(key)] = values
-    return normalised
-
-
-def grid(space, fixed=()):
-    """Trials (param dicts) of a grid, in the order of the YAML keys; keys in ``fixed`` (set by the user's
-    overrides) are left out of the search."""
-    keys = [k for k in space if k not in fixed]
-    return [dict(zip(keys, values)) for values in itertools.product(*(space[k] for k in keys))]
-
-
-def resolved_value(model, key, overrides, default=None):
-    """A parameter's value as the run will see it: overrides, else the model's plugin YAML, else default."""
-    if key in overrides:
-        return overrides[key]
-    return merged_model_yaml(model).get(key, default)
-
-
 # ----- the spec
 @dataclass
 class BenchmarkSpec:
@@ -199,6 +126,7 @@ class BenchmarkSpec:
     lr_search: bool = True
     search_space: dict = field(default_factory=dict)
     kshot: list = None
+    only: dict = field(default_factory=dict)
     cache_dir: str = None
     out: str = 'runs/benchmark'
     ray_address: str = None
@@ -207,7 +135,8 @@ class BenchmarkSpec:
     notes: str = None
 
     FIELDS = ('scenarios', 'models', 'imports', 'seeds', 'overrides', 'config_files', 'jobs', 'threads',
-              'lr_search', 'search_space', 'kshot', 'cache_dir', 'out', 'ray_address', 'force', 'title', 'notes')
+              'lr_search', 'search_space', 'kshot', 'only', 'cache_dir', 'out', 'ray_address', 'force', 'title',
+              'notes')
 
     @classmethod
     def from_file(cls, path):
@@ -224,6 +153,8 @@ class BenchmarkSpec:
         base = os.path.dirname(os.path.abspath(path))
         # relative scenario / config files in a spec are relative to the spec file
         spec.scenarios = [_relative_to(base, s) for s in spec.scenarios]
+        spec.only = {model: [_relative_to(base, s) for s in ([names] if isinstance(names, str) else names or [])]
+                     for model, names in (spec.only or {}).items()}
         spec.config_files = [_relative_to(base, f, must_exist=True) for f in spec.config_files]
         return spec
 
@@ -265,8 +196,8 @@ class BenchmarkSpec:
             raise SpecError(str(error)) from error
         for model in self.models:
             check_model(model)
-        for scenario in self.scenarios:
-            resolve_scenario(scenario)
+        labels = {str(s): resolve_scenario(s).label for s in self.scenarios}
+        self.only = {model: self._only_labels(model, names, labels) for model, names in (self.only or {}).items()}
         for model in self.search_space or {}:
             check_model(model)
         if self.jobs is not None and int(self.jobs) < 1:
@@ -274,6 +205,21 @@ class BenchmarkSpec:
         if self.kshot is not None:
             self.kshot = [int(k) for k in self.kshot]
         return self
+
+    def _only_labels(self, model, names, labels):
+        """The scenario labels ``only`` allows ``model`` on (given as in ``scenarios``, or as their labels)."""
+        if model not in self.models:
+            raise SpecError(f"only: '{model}' is not one of the spec's models ({', '.join(self.models)}).")
+        names = [names] if isinstance(names, str) else names
+        unknown = [n for n in names or [] if str(n) not in labels and str(n) not in labels.values()]
+        if not names or unknown:
+            raise SpecError(f"only: {model} must list some of the spec's scenarios ({', '.join(labels.values())}). "
+                            f'Got {unknown or names!r}.')
+        return [labels.get(str(n), str(n)) for n in names]
+
+    def runs_on(self, model, label):
+        """Whether ``model`` runs on the scenario labelled ``label`` (``only``)."""
+        return model not in self.only or label in self.only[model]
 
     def as_dict(self):
         return asdict(self)
