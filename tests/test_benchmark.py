@@ -197,7 +197,7 @@ def test_report_files_render(tmp_path):
     for line in lines:
         results_io.append_record(tmp_path / 'results.jsonl', line)
     out = report_mod.write_report(str(tmp_path))
-    for name in ('table.md', 'table.csv', 'runs.csv', 'figure1.png', 'kshot.png', 'differences.png'):
+    for name in ('table.md', 'table.csv', 'runs.csv', 'figure1.png', 'cold_to_warm.png', 'differences.png'):
         assert (tmp_path / name).stat().st_size > 0, name
     from PIL import Image
     assert Image.open(tmp_path / 'differences.png').size[0] == 1000  # readable at page width

@@ -15,7 +15,7 @@ Every (scenario, model, seed) is one run: the grid of the model's `benchmark_sea
 learning_rate in {0.001, 0.002, 0.005, 0.01}, the paper's) is tried and the trial with the best cold VALIDATION
 score is kept; its cold TEST metrics go to OUT/results.jsonl (one line per run). Finished runs with the same
 configuration are skipped when the command is run again (resume). At the end OUT/table.md, table.csv and the
-figures (differences.png, figure1.png, kshot.png, training.png: those with something to show) are written and
+figures (differences.png, figure1.png, cold_to_warm.png, training.png: those with something to show) are written and
 the table is printed.
 
 Any other parameter: --key=value (YAML value, e.g. --embedding_size=64 '--train_epochs=["SOURCE:5","TARGET:5","OVERLAP:20"]'),

@@ -17,7 +17,8 @@ Reads ``OUT/results.jsonl`` (the last line of each (scenario, model, seed)) and 
   target-only floor's difference to the same baseline.
 * ``figure1.png``: EMCDR_X vs TMCDR_X (SSCDR vs TMCDR_CML) per scenario, X in MF, BPR, ListRankMF, CML, with
   95% CI error bars (the paper's Figure 1).
-* ``kshot.png``: metric vs K per model, when K-shot results exist.
+* ``cold_to_warm.png``: NDCG@10 and AUC vs K per model (95% CI bands, a router highlighted), when K-shot results
+  exist; the cold-to-warm section (:mod:`.cold_to_warm`) says who leads at each K and the router's margin.
 * ``training.png``: the validation score per epoch of each model's bridge stage, mean over seeds.
 
 The numbers come from :mod:`.aggregate`, the tables and paragraphs from :mod:`.sections`, the figures from
@@ -34,6 +35,7 @@ from recbole_tmcdr.benchmark.aggregate import (  # noqa: F401 - the report's API
     BASE_MODELS, COMPARED_PAIRS, FLOOR_MODELS, METRICS, TESTED_PREFIX, Aggregate, PairComparison, Verdict, aggregate,
     is_target_only, pair_comparisons,
 )
+from recbole_tmcdr.benchmark.cold_to_warm import cold_to_warm_section
 from recbole_tmcdr.benchmark.results import RESULTS_FILE, latest_records, load_records, run_key
 from recbole_tmcdr.benchmark.sections import (  # noqa: F401 - the report's API
     cost_section, format_summary, hyperparameter_section, kshot_section, main_table, negative_transfer_text,
@@ -142,6 +144,9 @@ def render_markdown(agg, figures=None, spec=None):
     kshot = kshot_section(agg)
     if kshot:
         parts += ['## K-shot (mean over seeds)', '', kshot, '']
+    cold_to_warm = cold_to_warm_section(agg)
+    if cold_to_warm:
+        parts += ['## Cold to warm: who leads at each K, and the router', '', cold_to_warm, '']
     hyper = hyperparameter_section(agg)
     if hyper:
         parts += ['## Selected hyperparameters', '', '<details><summary>the choice of every searched run, with '
@@ -162,7 +167,7 @@ def render_markdown(agg, figures=None, spec=None):
 
 
 # ----- entry points
-REPORT_FILES = ('table_md', 'table_csv', 'runs_csv', 'differences', 'figure1', 'kshot', 'training')
+REPORT_FILES = ('table_md', 'table_csv', 'runs_csv', 'differences', 'figure1', 'cold_to_warm', 'training')
 
 
 def written_files(report):
@@ -182,9 +187,9 @@ def _latest_spec(out_dir):
 
 
 def write_report(out_dir, records=None, scenario_order=None, model_order=None, stale=None, planned=None):
-    """Write table.md, table.csv, differences.png, figure1.png, kshot.png and training.png (those with something
-    to show) into ``out_dir``; returns their paths (None: not written) and the Markdown text (``{'markdown',
-    'table_md', 'table_csv', 'differences', 'figure1', 'kshot', 'training', 'aggregate'}``). ``stale``: the
+    """Write table.md, table.csv, differences.png, figure1.png, cold_to_warm.png and training.png (those with
+    something to show) into ``out_dir``; returns their paths (None: not written) and the Markdown text (``{'markdown',
+    'table_md', 'table_csv', 'differences', 'figure1', 'cold_to_warm', 'training', 'aggregate'}``). ``stale``: the
     (scenario, model, seed) whose last record was made from other inputs than the spec's now; they are left out
     of every table and listed in the coverage section (None: not checked, as when the report is made from
     results.jsonl alone). ``planned``: the spec's (scenario, model, seed); other records are left out."""
@@ -211,7 +216,7 @@ def write_report(out_dir, records=None, scenario_order=None, model_order=None, s
     from recbole_tmcdr.benchmark.figures import plot_figure1, plot_kshot, plot_pair_differences, plot_training_curves
     figures = {'TMCDR_X - baseline': plot_pair_differences(agg, os.path.join(out_dir, 'differences.png')),
                'Figure 1': plot_figure1(agg, os.path.join(out_dir, 'figure1.png')),
-               'K-shot': plot_kshot(agg, os.path.join(out_dir, 'kshot.png')),
+               'Cold to warm': plot_kshot(agg, os.path.join(out_dir, 'cold_to_warm.png')),
                'Training curves': plot_training_curves(agg, os.path.join(out_dir, 'training.png'))}
     markdown = render_markdown(agg, figures, spec)
     paths = {'table_md': os.path.join(out_dir, 'table.md'), 'table_csv': os.path.join(out_dir, 'table.csv'),
@@ -221,7 +226,7 @@ def write_report(out_dir, records=None, scenario_order=None, model_order=None, s
     write_csv(agg, paths['table_csv'])
     write_runs_csv(agg, paths['runs_csv'])
     return {'markdown': markdown, **paths, 'differences': figures['TMCDR_X - baseline'], 'figure1': figures['Figure 1'],
-            'kshot': figures['K-shot'], 'training': figures['Training curves'], 'aggregate': agg}
+            'cold_to_warm': figures['Cold to warm'], 'training': figures['Training curves'], 'aggregate': agg}
 
 
 def main(argv=None):
