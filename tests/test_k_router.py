@@ -156,3 +156,22 @@ def test_a_router_checkpoint_rebuilds_its_candidates_and_choice(pipeline):
     assert model.choice == run.model.choice and set(model.candidates) == set(run.model.candidates)
     run.trainer.model = model
     assert evaluate_kshot(run.trainer, test_data, [0, 3]) == expected
+
+
+def test_a_benchmark_run_of_the_router_records_its_choice_and_fallbacks(tiny_scenario, tmp_path, capsys):
+    from recbole_tmcdr.benchmark import runner
+    from recbole_tmcdr.benchmark.spec import BenchmarkSpec
+    spec = BenchmarkSpec(scenarios=[str(tiny_scenario)], models=['EMCDR_MF', 'KRouter'], seeds=[0], jobs=1,
+                         lr_search=False, kshot=[0, 3], out=str(tmp_path / 'bench'),
+                         overrides={'embedding_size': 8, 'state': 'WARNING', 'train_epochs': PHASES,
+                                    'router_candidates': ['TargetPop', 'EMCDR_MF'],
+                                    'router_candidate_settings': {'EMCDR_MF': {'train_epochs': PHASES}},
+                                    'kshot_foldin_search': {'steps': [0, 5]}})
+    summary = runner.run_benchmark(spec, progress=False)
+    router = next(r for r in summary['finished'] if r['model'] == 'KRouter')
+    alone = next(r for r in summary['finished'] if r['model'] == 'EMCDR_MF')
+    assert set(router['routing']['choice']) == {'0', '3'} and router['routing']['foldin']['EMCDR_MF']
+    assert set(alone['kshot_foldin']) == {'0', '3'} and 'kshot_foldin' not in router  # the router does not fold in
+    assert all('n_fallback' in router['kshot'][k] for k in ('0', '3'))
+    assert '[routes K=0:' in capsys.readouterr().err
+    assert '## Cold to warm' in summary['report']['markdown']

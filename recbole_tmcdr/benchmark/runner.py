@@ -143,8 +143,10 @@ def _summary_line(record):
     chosen = ', '.join(f'{k}={v}' for k, v in (record.get('chosen') or {}).items())
     metrics = '  '.join(f'{name}={test[key]:.4f}' for name, key in (('AUC', 'uauc'), ('NDCG@10', 'ndcg@10'))
                         if test.get(key) is not None)
+    routes = ' '.join(f'K={k}:{m}' for k, m in ((record.get('routing') or {}).get('choice') or {}).items())
     return (f"done {record['scenario']}/{record['model']}/seed{record['seed']}: test {metrics}"
-            f"{'  [' + chosen + ']' if chosen else ''}  ({record['timings']['total']:.0f}s)")
+            f"{'  [' + chosen + ']' if chosen else ''}{'  [routes ' + routes + ']' if routes else ''}"
+            f"  ({record['timings']['total']:.0f}s)")
 
 
 def run_benchmark(spec: BenchmarkSpec, run_fn=run_one, report=True, progress=None, dry_run=False, command=None,
