@@ -312,7 +312,15 @@ def check_row_sparse_updates(config, model_class, defaults):
     return None
 
 
-CROSS_CHECKS = (check_train_epochs, check_value_metrics_are_sampled, check_valid_metric, check_row_sparse_updates)  # run after every rule has passed
+def check_model_config(config, model_class, defaults):
+    """The model's own checks of keys that involve each other or the registry: its classmethod ``check_config``
+    (config -> an error message, or None), e.g. KRouter's candidate names."""
+    check = getattr(model_class, 'check_config', None)
+    return check(config) if check is not None else None
+
+
+CROSS_CHECKS = (check_train_epochs, check_value_metrics_are_sampled, check_valid_metric, check_row_sparse_updates,
+                check_model_config)  # run after every rule has passed
 
 
 def validate(final_config, model_class, user_keys=(), defaults=None, model_classes=()):

@@ -79,17 +79,33 @@ class KRouter(ColdStartRecommender):
     # Keys of the router that its candidates do not receive (a candidate's train_epochs comes from its own YAML).
     OWN_KEYS = frozenset(config_rules) | {'model', 'train_epochs', 'benchmark_search_space'}
 
+    @classmethod
+    def check_config(cls, config):
+        """Start-up check (before any data is prepared): the candidates and the fallback are registered models
+        other than routers, router_candidate_settings names only them, router_metric is computed."""
+        names = [*config['router_candidates'], config['router_fallback']]
+        for name in names:
+            if name not in MODELS:
+                return f'KRouter: {MODELS.unknown_message(name)}'
+            if issubclass(MODELS.get(name), KRouter):
+                return f"KRouter: '{name}' is a router; a router cannot be a candidate or the fallback."
+        extra = sorted(set(config['router_candidate_settings']) - set(names))
+        if extra:
+            return (f"router_candidate_settings names {extra}, which are neither router_candidates "
+                    f"({', '.join(config['router_candidates'])}) nor router_fallback ({config['router_fallback']}).")
+        metric, computed = config['router_metric'] or config['valid_metric'], computed_metrics(config)
+        if str(metric).lower() not in {name.lower() for name in computed}:
+            return (f"The 'router_metric' parameter must be one of the computed metrics {', '.join(computed)} "
+                    f"(from 'metrics' and 'topk'). Got {metric!r} instead.")
+        return None
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.fallback_name = config['router_fallback']
         self.candidate_names = list(config['router_candidates'])
         self.tolerance = config['router_tolerance']
-        self.metric = self.routing_metric(config)
+        self.metric = (config['router_metric'] or config['valid_metric']).lower()
         self.ks = list(config['kshot'] or [0])
-        extra = sorted(set(config['router_candidate_settings']) - set(self.candidate_names) - {self.fallback_name})
-        if extra:
-            raise ConfigError(f"router_candidate_settings names {extra}, which are neither router_candidates "
-                              f"({', '.join(self.candidate_names)}) nor router_fallback ({self.fallback_name}).")
         self.skipped = {}
         self.runs = {}  # name -> recbole_tmcdr.quick_start.Run: config, data and model of each candidate
         for name in dict.fromkeys([*self.candidate_names, self.fallback_name]):
@@ -106,26 +122,12 @@ class KRouter(ColdStartRecommender):
         # RecBole's trainer and checkpoints expect at least one parameter of the model's own.
         self.fake_parameter = nn.Parameter(torch.zeros(1))
 
-    @staticmethod
-    def routing_metric(config):
-        metric = config['router_metric'] or config['valid_metric']
-        computed = computed_metrics(config)
-        if metric.lower() not in {name.lower() for name in computed}:
-            raise ConfigError(f"The 'router_metric' parameter must be one of the computed metrics "
-                              f"{', '.join(computed)} (from 'metrics' and 'topk'). Got {metric!r} instead.")
-        return metric.lower()
-
     def build_candidate(self, config, name, skippable):
         """The candidate's :class:`~recbole_tmcdr.quick_start.Run` on the router's split, or None when it is
         skipped (``router_skip_unavailable`` and the scenario cannot serve it)."""
         from recbole_tmcdr.data import ScenarioDataError
         from recbole_tmcdr.quick_start import prepare_run
-        try:
-            model_class = MODELS.get(name)
-        except RegistryError as error:
-            raise ConfigError(f'KRouter: {error}') from None
-        if issubclass(model_class, KRouter):
-            raise ConfigError(f"KRouter: '{name}' is a router; a router cannot be a candidate.")
+        role = 'candidate' if skippable else 'router_fallback'
         try:
             settings = {key: copy.deepcopy(value) for key, value in config.external_config_dict.items()
                         if key not in self.OWN_KEYS}
@@ -139,10 +141,9 @@ class KRouter(ColdStartRecommender):
                 return None
             fix = ('Remove it from router_candidates, or set router_skip_unavailable: True to leave out the '
                    'candidates a scenario cannot serve.' if skippable else 'Choose another router_fallback.')
-            raise ConfigError(f"KRouter's {'candidate' if skippable else 'router_fallback'} '{name}' cannot run on "
-                              f'this scenario: {error} {fix}') from error
+            raise ConfigError(f"KRouter's {role} '{name}' cannot run on this scenario: {error} {fix}") from error
         except (ConfigError, RegistryError, ScenarioDataError) as error:
-            raise ConfigError(f"KRouter's candidate '{name}': {error} (a candidate's own settings go in "
+            raise ConfigError(f"KRouter's {role} '{name}': {error} (its own settings go in "
                               f'router_candidate_settings: {{{name}: {{...}}}})') from error
 
     # ----- the choice
