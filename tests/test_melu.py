@@ -20,6 +20,12 @@ SMALL = dict(train_epochs=['TARGET:1'], embedding_size=4, melu_layers=[6], melu_
              melu_max_query=6, melu_support_size=3, melu_local_steps=2, melu_local_lr=0.5)
 
 
+@pytest.fixture(scope='module')
+def ml_genre_cache(tmp_path_factory):
+    """One cache directory for the module's ml_genre runs: the scenario is converted once."""
+    return str(tmp_path_factory.mktemp('ml_genre_cache'))
+
+
 @pytest.fixture
 def melu(pipeline):
     """A MeLU model (id embeddings: the tiny scenario has no attributes), in float64, and one meta-batch."""
@@ -166,10 +172,10 @@ def test_bad_values_are_one_error_naming_the_key(tiny_scenario):
         build_config('MeLU', config_file_list=[tiny_scenario], config_dict={'melu_loss': 'mse'})
 
 
-def test_ml_genre_uses_attributes_and_time_ordered_tasks():
+def test_ml_genre_uses_attributes_and_time_ordered_tasks(ml_genre_cache):
     from recbole_tmcdr.config import dataset_config_file
     from recbole_tmcdr.data.raw_sources.movielens_genre import recbole_ml100k_dir
-    run = Pipeline('MeLU', [dataset_config_file('ml_genre')], **SMALL)
+    run = Pipeline('MeLU', [dataset_config_file('ml_genre')], cache_dir=ml_genre_cache, **SMALL)
     model = run.model
     assert model.features and model.item_table().shape[1] == 3 * 4 and model.user_vectors(
         model.warm_target_users[:2]).shape == (2, 3 * 4)
@@ -189,9 +195,9 @@ def test_ml_genre_uses_attributes_and_time_ordered_tasks():
             assert torch.equal(model.user_codes[u], model.user_codes[v]) == (a == b)
 
 
-def test_a_short_ml_genre_run_returns_cold_test_and_k_shot_metrics():
+def test_a_short_ml_genre_run_returns_cold_test_and_k_shot_metrics(ml_genre_cache):
     result = run_recbole_cdr(model='MeLU', dataset='ml_genre', saved=False, config_dict=fast_config(
-        train_epochs=['TARGET:1'], embedding_size=8, melu_layers=[16], kshot=[0, 3]))
+        train_epochs=['TARGET:1'], embedding_size=8, melu_layers=[16], kshot=[0, 3], cache_dir=ml_genre_cache))
     test = result['test_result']
     assert {'uauc', 'ndcg@10', 'recall@10'} <= set(test) and 0.5 < test['uauc'] <= 1
     assert result['kshot_results'][0]['ndcg@10'] == pytest.approx(test['ndcg@10'])  # K = 0 is the global model
