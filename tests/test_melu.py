@@ -1,5 +1,5 @@
 """MeLU: the local update adapts the decision layers only, its meta-gradients against explicit autograd references
-(float64), K = 0 is the global model, the task split, and end-to-end runs on ml_genre (attributes) via the quick start."""
+(float64), K = 0 is the global model, the task split, and ml_genre (attributes, time order, the quick start)."""
 
 import numpy as np
 import pandas as pd

@@ -71,9 +71,8 @@ def ml100k_attributes(user_tokens, item_tokens):
     """ml-100k's user attributes (age decade, gender, occupation) and item attributes (release decade, genres) of the
     given tokens (items with their domain prefix, 'tgt:50'): user codes, item codes, item genre multi-hot."""
     from recbole_tmcdr.data.raw_sources.movielens_genre import recbole_ml100k_dir
-    read = lambda name: pd.read_csv(os.path.join(recbole_ml100k_dir(), name), sep='\t', dtype=str).rename(  # noqa
-        columns=lambda c: c.split(':')[0]).set_index(name.split('.')[1] + '_id')
-    users, items = read('ml-100k.user'), read('ml-100k.item')
+    users, items = (pd.read_csv(os.path.join(recbole_ml100k_dir(), f'ml-100k.{kind}'), sep='\t', dtype=str)
+                    .rename(columns=lambda c: c.split(':')[0]).set_index(f'{kind}_id') for kind in ('user', 'item'))
     user_rows = {u: (str(int(a) // 10), g, o) for u, a, g, o in zip(users.index, users['age'], users['gender'],
                                                                    users['occupation'])}
     decade = {i: str(y)[:3] for i, y in items['release_year'].dropna().items()}

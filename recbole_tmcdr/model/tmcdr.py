@@ -57,9 +57,9 @@ def with_gradient(value, params, grads):
 
 
 def inner_loop(loss, params, support, steps, lr, first_order=False):
-    """MAML's inner loop: ``steps`` gradient steps of size ``lr`` on ``loss(params, *support)``, starting from the parameter
-    dict ``params``; differentiable through the steps (second order) unless ``first_order`` (the steps' gradients are
-    then constants). Shared by TMCDR (theta on U_a) and MeLU (the decision layers on a user's support)."""
+    """MAML's inner loop: ``steps`` gradient steps of size ``lr`` on ``loss(params, *support)``, starting from the
+    parameter dict ``params``; differentiable through the steps (second order) unless ``first_order`` (the steps'
+    gradients are then constants). Shared by TMCDR (theta on U_a) and MeLU (the decision layers on a user's support)."""
     for _ in range(steps):
         grads = grad(loss)(params, *support)
         if first_order:
