@@ -314,6 +314,22 @@ def test_fix_cdr_feat_tables_by_id(tmp_path, monkeypatch, mode):
     assert broken is None or abs(broken['uauc'] - EXPECTED_VALID['uauc']) > 0.01
 
 
+def test_fix_cdr_id2token_by_id(tmp_path, monkeypatch):
+    _, dataset, _, _, _ = build_handmade(tmp_path)
+    for domain in (dataset.source_domain_dataset, dataset.target_domain_dataset):
+        for field in (domain.uid_field, domain.iid_field):
+            tokens = [t for t in domain.field2token_id[field] if t != '[PAD]']
+            ids = domain.token2id(field, tokens)
+            assert list(domain.id2token(field, ids)) == tokens  # arrays
+            assert domain.id2token(field, int(ids[-1])) == tokens[-1]  # one id
+            assert domain.id2token(field, torch.as_tensor(ids[:2])).tolist() == tokens[:2]
+    target = dataset.target_domain_dataset
+    original = compat.ORIGINALS['recbole_cdr.data.dataset.CrossDomainSingleDataset.id2token']
+    tokens = [t for t in target.field2token_id[target.iid_field] if t != '[PAD]']
+    wrong = [t for t in tokens if original(target, target.iid_field, target.token2id(target.iid_field, t)) != t]
+    assert wrong  # the toolkit's list is in the remap dict's order, not by id
+
+
 # ----- recbole-cdr: source-domain negatives ---------------------------------------------------------------
 
 def test_fix_cdr_source_sampler_id_ranges(tmp_path, monkeypatch):

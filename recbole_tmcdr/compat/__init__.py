@@ -18,7 +18,8 @@ Two groups, one module each (the shared machinery is in :mod:`.core`):
   (``fix_cdr_sampled_eval_loader_fields``, ``fix_cdr_trainer_eval_fields``); a ``.item``/``.user`` file
   crashes the id remapping or misaligns the feature tables (``fix_cdr_item_set_uses_iid_field``,
   ``fix_cdr_remap_fields_item_feat``, ``fix_cdr_feat_tables_by_id``); source negatives are drawn from a
-  range shifted by one (``fix_cdr_source_sampler_id_ranges``).
+  range shifted by one (``fix_cdr_source_sampler_id_ranges``); ``id2token`` of a remapped id field returns other
+  tokens (``fix_cdr_id2token_by_id``).
 
 :data:`ORIGINALS` keeps every replaced toolkit object (``'module.Class.attr'`` -> original), so the tests
 can show what the unpatched code does.
@@ -30,7 +31,7 @@ from recbole_tmcdr.compat.recbole import (  # noqa: F401
     fix_recbole_graph_models_scipy_dok)
 from recbole_tmcdr.compat.recbole_cdr import (  # noqa: F401
     CrossDomainNegSampleEvalDataLoader, _remap_fields, calculate_user_item_from_both_domain,
-    fix_cdr_feat_tables_by_id, fix_cdr_item_set_uses_iid_field, fix_cdr_remap_fields_item_feat,
+    fix_cdr_feat_tables_by_id, fix_cdr_id2token_by_id, fix_cdr_item_set_uses_iid_field, fix_cdr_remap_fields_item_feat,
     fix_cdr_sampled_eval_loader_fields, fix_cdr_source_sampler_id_ranges, fix_cdr_trainer_eval_fields)
 
 FIXES = [
@@ -44,6 +45,7 @@ FIXES = [
     fix_cdr_remap_fields_item_feat,
     fix_cdr_feat_tables_by_id,
     fix_cdr_source_sampler_id_ranges,
+    fix_cdr_id2token_by_id,
 ]
 
 

@@ -252,3 +252,24 @@ def fix_cdr_source_sampler_id_ranges():
                              'items for them. Please set `user_inter_num_interval` to filter those users.')
 
     CrossDomainSourceSampler.__init__ = __init__
+
+
+def id2token(self, field, ids):
+    """``Dataset.id2token`` for the id fields recbole-cdr remaps: their ``field2id_token`` is the remap dict's
+    keys in its iteration order (a list, not indexed by id), so the toolkit returns another token for most ids
+    and fails on arrays. Tokens are read through ``field2token_id`` inverted; other fields as the toolkit does."""
+    if not isinstance(self.field2id_token.get(field), list):
+        return ORIGINALS['recbole_cdr.data.dataset.CrossDomainSingleDataset.id2token'](self, field, ids)
+    token_id = self.field2token_id[field]
+    by_id = numpy.empty(max(token_id.values()) + 1, dtype=object)
+    by_id[list(token_id.values())] = list(token_id.keys())
+    return by_id[numpy.asarray(ids)] if numpy.ndim(ids) else by_id[int(ids)]
+
+
+@_once
+def fix_cdr_id2token_by_id():
+    """``CrossDomainSingleDataset.id2token`` of a remapped id field maps ids to the wrong tokens (see
+    :func:`id2token`): e.g. the item tokens of a recommendation list. Patched on that recbole-cdr class only."""
+    from recbole_cdr.data.dataset import CrossDomainSingleDataset
+    _remember(CrossDomainSingleDataset, 'id2token', 'recbole_cdr.data.dataset.CrossDomainSingleDataset.id2token')
+    CrossDomainSingleDataset.id2token = id2token

@@ -56,6 +56,18 @@ def with_gradient(value, params, grads):
     return value.detach() + (linear - linear.detach())
 
 
+def inner_loop(loss, params, support, steps, lr, first_order=False):
+    """MAML's inner loop: ``steps`` gradient steps of size ``lr`` on ``loss(params, *support)``, starting from the
+    parameter dict ``params``; differentiable through the steps (second order) unless ``first_order`` (the steps'
+    gradients are then constants). Shared by TMCDR (theta on U_a) and MeLU (the decision layers on a user's support)."""
+    for _ in range(steps):
+        grads = grad(loss)(params, *support)
+        if first_order:
+            grads = {name: g.detach() for name, g in grads.items()}
+        params = {name: p - lr * grads[name] for name, p in params.items()}
+    return params
+
+
 # TMCDRPaperStep_X: the paper's literal inner step (summed loss, lambda 0.005), an ablation row next to TMCDR_X
 @register_model('TMCDR_MF', 'TMCDR_BPR', 'TMCDR_ListRankMF', 'TMCDR_CML',
                 'TMCDRPaperStep_MF', 'TMCDRPaperStep_BPR', 'TMCDRPaperStep_ListRankMF', 'TMCDRPaperStep_CML')
@@ -112,13 +124,7 @@ class TMCDR(CrossDomainMappingRecommender):
 
     def adapt(self, params, support, steps, lr=None):
         """Inner loop: ``steps`` gradient steps of size ``lr`` (default lambda) on the support (U_a) loss."""
-        lr = self.inner_lr if lr is None else lr
-        for _ in range(steps):
-            grads = grad(self.task_loss)(params, *support)
-            if self.first_order:
-                grads = {name: g.detach() for name, g in grads.items()}
-            params = {name: p - lr * grads[name] for name, p in params.items()}
-        return params
+        return inner_loop(self.task_loss, params, support, steps, self.inner_lr if lr is None else lr, self.first_order)
 
     def adapted_query_loss(self, params, support, query):
         return self.task_loss(self.adapt(params, support, self.inner_steps), *query)

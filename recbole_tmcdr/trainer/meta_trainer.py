@@ -46,6 +46,26 @@ def sample_negatives(sampler, users, positives, neg_per_pos):
     return torch.as_tensor(negatives).view(neg_per_pos, -1).T  # RecBole lays them out as [k, N]
 
 
+def padded_tasks(samples, neg, neg_per_pos):
+    """Samples of tasks padded to one width (so that a model can ``vmap`` over the tasks): ``samples`` holds per task
+    (sample_user (S_i,), positives (S_i,)) and ``neg`` (sum of S_i, k) their negatives in that order -> sample_user,
+    pos (n, S), neg (n, S, k) and mask (n, S), 1 for real samples."""
+    lengths = [len(pos) for _, pos in samples]
+    n, width = len(samples), max(lengths)
+    sample_user = torch.zeros(n, width, dtype=torch.long)
+    pos = torch.zeros(n, width, dtype=torch.long)
+    negs = torch.zeros(n, width, neg_per_pos, dtype=torch.long)
+    mask = torch.zeros(n, width)
+    offset = 0
+    for g, ((idx, items), length) in enumerate(zip(samples, lengths)):
+        sample_user[g, :length] = torch.from_numpy(idx)
+        pos[g, :length] = torch.from_numpy(items)
+        negs[g, :length] = neg[offset:offset + length]
+        mask[g, :length] = 1.0
+        offset += length
+    return sample_user, pos, negs, mask
+
+
 class MetaTaskLoader:
     """Meta-batches of Algorithm 1: groups of warm overlapping users, each split into U_a / U_b, with all
     their training target positives (optionally capped per user) and ``neg_per_pos`` negatives each from
@@ -95,22 +115,10 @@ class MetaTaskLoader:
         fields = {}
         for phase, phase_users in ((SUPPORT, groups[:, :self.support_size]), (QUERY, groups[:, self.support_size:])):
             samples = [self._phase_samples(users) for users in phase_users]
-            lengths = [len(pos) for _, pos in samples]
             all_users = np.concatenate([users[idx] for users, (idx, _) in zip(phase_users, samples)])
             all_pos = np.concatenate([pos for _, pos in samples])
             neg = sample_negatives(self.sampler, all_users, all_pos, self.neg_per_pos)
-            n, width = len(groups), max(lengths)
-            sample_user = torch.zeros(n, width, dtype=torch.long)
-            pos = torch.zeros(n, width, dtype=torch.long)
-            negs = torch.zeros(n, width, self.neg_per_pos, dtype=torch.long)
-            mask = torch.zeros(n, width)
-            offset = 0
-            for g, ((idx, items), length) in enumerate(zip(samples, lengths)):
-                sample_user[g, :length] = torch.from_numpy(idx)
-                pos[g, :length] = torch.from_numpy(items)
-                negs[g, :length] = neg[offset:offset + length]
-                mask[g, :length] = 1.0
-                offset += length
+            sample_user, pos, negs, mask = padded_tasks(samples, neg, self.neg_per_pos)
             fields.update({f'{phase}_users': torch.as_tensor(phase_users, dtype=torch.long),
                            f'{phase}_sample_user': sample_user, f'{phase}_pos': pos,
                            f'{phase}_neg': negs, f'{phase}_mask': mask})
