@@ -165,6 +165,10 @@ def check_data_against_config(stats, final_config_dict):
             raise ScenarioDataError(
                 f'A {domain} training user has interacted with all {items} {domain} items, so no negative item can '
                 'be sampled for them. Remove such users from the data or add items to the domain.')
+    if stats.get('target_cold_max_items_per_user', 0) >= stats['n_target_items']:  # absent from older caches
+        raise ScenarioDataError(
+            f"A cold user has interacted with all {stats['n_target_items']} target items, so RecBole's sampler "
+            'cannot draw a negative item for them. Remove such users from the data or add items to the target domain.')
     topk = final_config_dict.get('topk') or []
     topk = [topk] if isinstance(topk, int) else topk
     if topk and max(topk) > stats['n_target_items']:

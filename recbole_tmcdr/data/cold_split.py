@@ -131,6 +131,9 @@ def make_cold_split(source_df: pd.DataFrame, target_df: pd.DataFrame, cold_user_
         'source_max_items_per_user': int(source_df.groupby('user')['item'].nunique().max()),
         'target_train_max_items_per_user': int(target_train.groupby('user')['item'].nunique().max())
         if len(target_train) else 0,
+        # ... and so does RecBole's evaluation sampler for every cold user (it is built over all phases)
+        'target_cold_max_items_per_user': int(pd.concat([target_valid, target_test]).groupby('user')['item']
+                                              .nunique().max()),
         'source_rows_cold_users': int(source_df['user'].isin(cold).sum()),
         'source_has_timestamp': bool(source_df['timestamp'].notna().any()),
         'target_has_timestamp': bool(target_df['timestamp'].notna().any()),
