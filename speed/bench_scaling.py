@@ -1,11 +1,17 @@
-"""Figure 6: time per meta epoch and meta-stage memory against the number of overlapping users.
+"""Figure 6: time per meta epoch, per pre-training epoch and per evaluation, and meta-stage memory, against size.
 
 Synthetic scenarios (every user in both domains, ~20 target and ~10 source positives per user, power-law
 item popularity over ~5k items per domain). Each size runs in its own process (``--child``), which builds
-the pipeline (random embeddings: the meta stage does not care whether they were pre-trained), resets its
-peak RSS (``/proc/self/clear_refs``), then runs whole meta epochs over ALL warm users through the trainer
-(``_train_epoch`` on ``bridge_loader``: loader + compute). It reports the minimum epoch time, its RSS
-before the meta stage and its peak RSS during it. The parent fits log(time) ~ slope * log(warm users).
+the pipeline (model defaults, with ``embedding_updates: row_sparse``: a dense Adam step touches every row, so
+a dense epoch grows with rows x table size, see figures 3 / 3b), then times, in the order of a run:
+TARGET pre-training epochs (``_train_epoch`` on the trainer's TripletLoader); whole meta epochs over ALL warm
+users (``_train_epoch`` on ``bridge_loader``: loader + compute; the embeddings need not be pre-trained), with
+the peak RSS reset (``/proc/self/clear_refs``) before them; the full-ranking evaluation of the cold test users
+(``trainer.evaluate``: every target item, RecBole's metrics). Each time is the minimum over its repetitions.
+The parent fits log(time) ~ slope * log(size): meta epochs against warm users (target <= 1.1); pre-training
+epochs against target training rows, and evaluation against cold test users at a fixed ~5k items (both
+measurements without a target: an evaluation ranks every item for each user, so where the items grow with
+the users, as in figure 9, it grows with their product).
 
     python speed/bench_scaling.py --child --users 4000 --workdir /tmp/x   # one size, JSON on stdout
 """
@@ -21,7 +27,7 @@ from pathlib import Path
 if __package__ in (None, ''):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from speed.common import Figure, child_env, last_json_line, python, run_measured  # noqa: E402
+from speed.common import NO_TARGET, Figure, child_env, last_json_line, python, run_measured  # noqa: E402
 
 SLOPE_LIMIT = 1.1
 MEMORY_GROWTH_LIMIT = 2.0  # meta-stage RSS growth from the smallest to the largest size (users grow 64x)
@@ -43,31 +49,44 @@ def child(users, workdir, epochs, quick):
     start = time.perf_counter()
     scenario = write_scenario(workdir, f'scale{users}', n_users=users, n_items=items,
                               target_per_user=20, source_per_user=10, seed=users)
-    overrides = {'cache_dir': str(workdir / 'cache')}
+    overrides = {'cache_dir': str(workdir / 'cache'), 'embedding_updates': 'row_sparse'}
     if quick:
         overrides.update(embedding_size=16, meta_group_size=4, meta_groups_per_batch=8)
     pipe = Pipeline('TMCDR_MF', None, [str(scenario)], **overrides)
     build_s = time.perf_counter() - start
+    pipe.enter_phase(Phase.TARGET)
+    pretrain_loader = pipe.trainer.training_loader(pipe.train_data, Phase.TARGET)
+    pretrain_s = seconds(lambda: pipe.trainer._train_epoch(pretrain_loader, 0), epochs)
     pipe.enter_phase(Phase.OVERLAP)
     loader = pipe.trainer.bridge_loader(pipe.train_data)
     import gc
     gc.collect()
     rss_before = proc_status_kb('VmRSS')
     reset_ok = reset_peak_rss()
-    epoch_s = []
-    for epoch in range(epochs):
-        t0 = time.perf_counter()
-        pipe.trainer._train_epoch(loader, epoch)
-        epoch_s.append(time.perf_counter() - t0)
+    epoch_s = seconds(lambda: pipe.trainer._train_epoch(loader, 0), epochs)
     peak = proc_status_kb('VmHWM')
+    eval_s = seconds(lambda: pipe.trainer.evaluate(pipe.test_data, load_best_model=False), epochs)
     target_rows = len(pipe.train_data.target_dataset.inter_feat)
     print(json.dumps({
         'users': users, 'warm_users': int(len(pipe.model.warm_overlap_users)), 'target_train_rows': target_rows,
-        'items': int(pipe.model.target_num_items), 'meta_batches': len(loader), 'epochs': epochs,
+        'cold_test_users': len(pipe.test_data.uid_list), 'items': int(pipe.model.target_num_items),
+        'meta_batches': len(loader), 'pretrain_batches': len(pretrain_loader), 'epochs': epochs,
         'epoch_s': min(epoch_s), 'all_epoch_s': [round(x, 3) for x in epoch_s], 'build_s': round(build_s, 2),
+        'pretrain_epoch_s': min(pretrain_s), 'all_pretrain_epoch_s': [round(x, 3) for x in pretrain_s],
+        'eval_s': min(eval_s), 'all_eval_s': [round(x, 3) for x in eval_s],
         'rss_before_meta_mb': rss_before / 1024, 'peak_rss_meta_mb': peak / 1024,
         'meta_extra_mb': (peak - rss_before) / 1024 if reset_ok else None, 'peak_reset': reset_ok,
         'threads': torch.get_num_threads()}))
+
+
+def seconds(fn, repeats):
+    """Wall seconds of each of ``repeats`` calls of ``fn``."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
 
 
 def slope(xs, ys):
@@ -100,9 +119,7 @@ def run(ctx):
     fitted = slope(warm, epoch)
     extra = [r['meta_extra_mb'] for r in results]
     table = [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()
-              if k in ('users', 'warm_users', 'target_train_rows', 'meta_batches', 'epoch_s', 'all_epoch_s',
-                       'rss_before_meta_mb', 'peak_rss_meta_mb', 'meta_extra_mb', 'process_peak_rss_mb',
-                       'build_s')} for r in results]
+              if k not in ('items', 'epochs', 'peak_reset', 'threads')} for r in results]
     details = {'per size': table}
     rows = [Figure('6a', f'meta epoch time vs warm users {warm[0]}..{warm[-1]}: log-log slope', fitted, '',
                    f'<= {SLOPE_LIMIT}', fitted <= SLOPE_LIMIT, details)]
@@ -112,6 +129,14 @@ def run(ctx):
                                  f'(smallest -> largest size; value = largest / smallest)', growth, 'x',
                            f'<= {MEMORY_GROWTH_LIMIT}x (bounded by the meta-batch)', growth <= MEMORY_GROWTH_LIMIT,
                            details))
+    for key, what, size, seconds_key in (
+            ('6c', 'pre-training epoch (TARGET, row_sparse) vs target training rows', 'target_train_rows',
+             'pretrain_epoch_s'),
+            ('6d', f"full-ranking evaluation of the cold test users ({results[-1]['items']} items) vs cold test users",
+             'cold_test_users', 'eval_s')):
+        xs = [r[size] for r in results]
+        rows.append(Figure(key, f'{what} {xs[0]}..{xs[-1]}: log-log slope',
+                           slope(xs, [r[seconds_key] for r in results]), '', NO_TARGET, None, details))
     return rows
 
 

@@ -163,17 +163,20 @@ def synthetic_rows(n_users, n_items, per_user, rng, zipf=0.8):
     return pairs // n_items, pairs % n_items
 
 
-def write_scenario(directory, name, n_users, n_items, target_per_user, source_per_user, seed=0):
-    """A generic two-domain scenario whose ``n_users`` users are all in both domains: CSV files and the
-    scenario YAML in ``directory``; returns the YAML path."""
+def write_scenario(directory, name, n_users, n_items, target_per_user, source_per_user, seed=0, overlap_users=None):
+    """A generic two-domain scenario of ``n_users`` users and ``n_items`` items per domain, of which
+    ``overlap_users`` (default: all) are in both domains: CSV files and the scenario YAML in ``directory``;
+    returns the YAML path. Source users are ids 0..n_users-1, the target's are shifted so that the last
+    ``overlap_users`` source ids are its first."""
     import numpy as np
     import pandas as pd
     import yaml
     directory = Path(directory)
     rng = np.random.default_rng(seed)
-    for file_name, per_user, prefix in (('source.csv', source_per_user, 's'), ('target.csv', target_per_user, 't')):
+    shift = n_users - (n_users if overlap_users is None else overlap_users)
+    for file_name, per_user, offset in (('source.csv', source_per_user, 0), ('target.csv', target_per_user, shift)):
         users, items = synthetic_rows(n_users, n_items, per_user, rng)
-        pd.DataFrame({'user': users, 'item': items}).to_csv(directory / f'{name}_{file_name}', index=False)
+        pd.DataFrame({'user': users + offset, 'item': items}).to_csv(directory / f'{name}_{file_name}', index=False)
     scenario = {'scenario': {'type': 'generic', 'name': name,
                              'source_file': str(directory / f'{name}_source.csv'),
                              'target_file': str(directory / f'{name}_target.csv'),

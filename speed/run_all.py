@@ -1,7 +1,8 @@
 """Run every speed figure, print one table and append it to speed/RESULTS.md.
 
-    python speed/run_all.py            # the real figures (Douban music -> book, embedding 256; ~15-25 min)
-    python speed/run_all.py --quick    # tiny synthetic sizes: a smoke run of every code path (~30 s)
+    python speed/run_all.py            # the real figures (Douban music -> book, embedding 256; ~15-25 min,
+                                       # and ~20 min more for figure 9's 1M interactions per domain)
+    python speed/run_all.py --quick    # tiny synthetic sizes: a smoke run of every code path (~40 s)
     python speed/run_all.py --only 1 2 # some figures only
 
 Every figure is a ratio (or a bound) measured side by side in this run; see each ``bench_*.py``.
@@ -35,6 +36,7 @@ FIGURES = {
     '6': 'bench_scaling',
     '7': 'bench_memory',
     '8': 'bench_joint',
+    '9': 'bench_scale',
 }
 
 

@@ -277,6 +277,22 @@ def test_fix_cdr_remap_fields_item_feat(tmp_path, monkeypatch):
         run_targetpop(tmp_path / 'b', feature_files=True, eval_args={'mode': 'uni100'})
 
 
+def test_remap_fields_maps_tokens_as_the_toolkit_does():
+    """The remap looks tokens up in a plain dict (one hash lookup per row); the result is the toolkit's
+    ``map(lambda x: map_dict.get(x, x))``: ids (int dtype) when every token has one, the token kept otherwise."""
+    from collections import ChainMap
+    map_dict = ChainMap({'[PAD]': 0, 'a': 1, 'b': 2}, {'c': 3, 'a': 9})  # the first map wins, as in a lookup
+
+    def toolkit(column):
+        return column.map(lambda x: map_dict.get(x, x))
+
+    for values in (['b', 'a', 'c', 'b'], ['b', 'unknown', 'c'], ['a', None, 'c']):
+        column = pd.Series(values, dtype=object)
+        pd.testing.assert_series_equal(compat.recbole_cdr._map_tokens(column, map_dict, dict(map_dict)),
+                                       toolkit(column))
+    assert compat.recbole_cdr._map_tokens(pd.Series(['c', 'a']), map_dict, dict(map_dict)).tolist() == [3, 1]
+
+
 def _feature_alignment_errors(dataset):
     """Rows of the feature tables whose id or feature does not belong to the id of the row."""
     errors = []

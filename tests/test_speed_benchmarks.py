@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FIGURE_KEYS = ('1a', '1b', '1c', '1d', '2', '3', '3b', '4', '5a', '5b', '6a', '6b', '7', '8')
-MEASURED_ONLY = ('3b', '5a')  # figures without a target: their result column is '-'
+FIGURE_KEYS = ('1a', '1b', '1c', '1d', '2', '3', '3b', '4', '5a', '5b', '6a', '6b', '6c', '6d', '7', '8', '9a', '9b')
+MEASURED_ONLY = ('3b', '5a', '6c', '6d')  # figures without a target: their result column is '-'
 
 
 def test_run_all_quick_prints_and_appends_the_table(tmp_path):
@@ -31,6 +31,7 @@ def test_run_all_quick_prints_and_appends_the_table(tmp_path):
         assert {key for key, verdict in rows.items() if verdict == '-'} == set(MEASURED_ONLY), rows
     assert 'ERROR' not in written, written  # every figure ran (its verdict is not checked)
     assert 'Reusing pre-trained embeddings' in written  # figure 5: the 2nd model reused the 1st's pre-training
+    assert '"pretraining_reused": {"SOURCE": true, "TARGET": true}' in written  # figure 9's 2nd run, too
     assert not (tmp_path / 'log').exists()  # RecBole's log/ went to the benchmark's own work directory
 
 
