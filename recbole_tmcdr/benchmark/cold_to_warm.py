@@ -174,8 +174,8 @@ def cold_to_warm_section(agg, metrics=CTW_METRICS):
         parts.append(' '.join(text) + '\n\n' + markdown_table(pd.DataFrame(rows).astype(str)))
     if not parts:
         return None
-    parts.append(f'Leader: the single method (not a router) with the best mean over seeds at that K; Δ: leader − '
-                 f'runner-up, paired over seeds, with its 95% CI. A router serves, per K, the candidate it chose on the '
-                 'cold VALIDATION users (seeds that chose it / seeds); its margin is router − leader, paired over seeds. '
-                 f'Holm p: adjusted over every test of this section; \\*: < {ALPHA}.')
+    parts.append('Leader: the single method (not a router) with the best mean over seeds at that K; Δ: leader − '
+                 'runner-up, paired over seeds, with its 95% CI. A router serves, per K, the candidate it chose on '
+                 'the cold VALIDATION users (seeds that chose it / seeds); its margin is router − leader, paired over '
+                 f'seeds. Holm p: adjusted over every test of this section; \\*: < {ALPHA}.')
     return '\n\n'.join(parts)

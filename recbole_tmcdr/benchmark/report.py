@@ -21,8 +21,9 @@ Reads ``OUT/results.jsonl`` (the last line of each (scenario, model, seed)) and 
   exist; the cold-to-warm section (:mod:`.cold_to_warm`) says who leads at each K and the router's margin.
 * ``training.png``: the validation score per epoch of each model's bridge stage, mean over seeds.
 
-The numbers come from :mod:`.aggregate`, the tables and paragraphs from :mod:`.sections`, the figures from
-:mod:`.figures`; this module puts them in one document and writes the files.
+The numbers come from :mod:`.aggregate`, the tables and paragraphs from :mod:`.sections` (models) and
+:mod:`.run_sections` (single runs), the figures from :mod:`.figures`; this module puts them in one document
+and writes the files.
 """
 
 import argparse
@@ -37,10 +38,12 @@ from recbole_tmcdr.benchmark.aggregate import (  # noqa: F401 - the report's API
 )
 from recbole_tmcdr.benchmark.cold_to_warm import cold_to_warm_section
 from recbole_tmcdr.benchmark.results import RESULTS_FILE, latest_records, load_records, run_key
+from recbole_tmcdr.benchmark.run_sections import (  # noqa: F401 - the report's API
+    cost_section, hyperparameter_section, run_time_text, training_section, write_runs_csv,
+)
 from recbole_tmcdr.benchmark.sections import (  # noqa: F401 - the report's API
-    cost_section, format_summary, hyperparameter_section, kshot_section, main_table, negative_transfer_text,
-    pairs_summary_text, pairs_table, paper_section, run_time_text, tests_table, training_section, verdict_summary,
-    write_csv, write_runs_csv,
+    format_summary, kshot_section, main_table, negative_transfer_text, pairs_summary_text, pairs_table,
+    paper_section, tests_table, verdict_summary, write_csv,
 )
 from recbole_tmcdr.benchmark.stats import (  # noqa: F401 - Summary/summarize are part of this module's API
     ALPHA, MIN_PAIRS, PairedTest, Summary, fmt_p as _fmt_p, summarize,
@@ -150,7 +153,8 @@ def render_markdown(agg, figures=None, spec=None):
     hyper = hyperparameter_section(agg)
     if hyper:
         parts += ['## Selected hyperparameters', '', '<details><summary>the choice of every searched run, with '
-                  'each trial\'s validation score (one row per run in runs.csv)</summary>', '', hyper, '', '</details>', '']
+                  'each trial\'s validation score (one row per run in runs.csv)</summary>', '', hyper, '',
+                  '</details>', '']
     training = training_section(agg)
     if training:
         parts += ['## Bridge stage (mean over seeds)', '',

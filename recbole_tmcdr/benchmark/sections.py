@@ -2,13 +2,12 @@
 written with ``DataFrame.to_markdown``; ``table.csv`` with ``DataFrame.to_csv``) and the paragraphs generated
 from the same numbers, so that the prose cannot contradict the tables."""
 
-import numpy as np
 import pandas as pd
 from tabulate import DataRow, TableFormat
 
 from recbole_tmcdr.benchmark import paper
-from recbole_tmcdr.benchmark.aggregate import FLOOR_MODELS, METRICS, Verdict, cell_frame, history_frame, is_target_only
-from recbole_tmcdr.benchmark.stats import ALPHA, MIN_PAIRS, finite, fmt_p
+from recbole_tmcdr.benchmark.aggregate import FLOOR_MODELS, METRICS, Verdict, cell_frame, is_target_only
+from recbole_tmcdr.benchmark.stats import ALPHA, MIN_PAIRS, fmt_p
 
 _ROW = DataRow('|', '|', '|')
 
@@ -28,7 +27,7 @@ def markdown_table(frame):
     return frame.to_markdown(index=False, tablefmt=PIPE_TABLE, disable_numparse=True, stralign=None, numalign=None)
 
 
-def _table(header, rows):
+def rows_table(header, rows):
     return markdown_table(pd.DataFrame(rows, columns=header))
 
 
@@ -106,23 +105,6 @@ def write_csv(agg, path, metrics=METRICS):
     table.to_csv(path, index_label='model', lineterminator='\r\n', encoding='utf-8')  # the csv module's line ends
 
 
-def write_runs_csv(agg, path, metrics=METRICS):
-    """``runs.csv``: one row per run, its chosen hyperparameters, validation score, cold-test metrics, bridge
-    stage (best epoch, epochs, steps) and seconds (total and pre-training)."""
-    rows = []
-    for record in agg.runs.sort_values(['scenario', 'model', 'seed'])['record']:
-        training, cost = record.get('training') or {}, _run_cost(record)
-        rows.append({'scenario': record['scenario'], 'model': record['model'], 'seed': record['seed'],
-                     'chosen': ' '.join(f'{k}={v}' for k, v in (record.get('chosen') or {}).items()),
-                     'trials': cost['trials'], 'valid_metric': record.get('valid_metric'),
-                     'valid_score': record.get('valid_score'),
-                     **{f'test_{key}': (record.get('cold_test') or {}).get(key) for _, key in metrics},
-                     **{key: training.get(key) for key in ('best_epoch', 'epochs_run', 'steps', 'steps_at_best')},
-                     'seconds': cost['total'], 'pretraining_seconds': cost['pretraining'],
-                     'code_version': record.get('code_version'), 'finished_at': record.get('finished_at')})
-    pd.DataFrame(rows).to_csv(path, index=False, lineterminator='\r\n', encoding='utf-8')
-
-
 def _test_cells(test):
     """Effect size with its 95% CI, raw p and Holm-adjusted p of one PairedTest."""
     if test is None:
@@ -143,7 +125,7 @@ def tests_table(agg, metrics=METRICS):
     rows = [[scenario, model, entry['baseline'], entry[metrics[0][1]].n,
              *[cell for _, key in metrics for cell in _test_cells(entry[key])]]
             for (scenario, model), entry in agg.tests.items()]
-    return _table(header, rows)
+    return rows_table(header, rows)
 
 
 def pairs_table(comparisons, metrics=METRICS):
@@ -166,7 +148,7 @@ def pairs_table(comparisons, metrics=METRICS):
     header = ['scenario', 'pair', 'seeds']
     for name, _ in metrics:
         header += [name, f'Δ{name} [95% CI]', f'p ({name})', f'Holm p ({name})', f'{name}: TMCDR is']
-    return _table(header, rows)
+    return rows_table(header, rows)
 
 
 def pairs_summary_text(comparisons):
@@ -225,20 +207,6 @@ def verdict_summary(agg):
     return '\n'.join(lines)
 
 
-def run_time_text(agg):
-    """Run time (the sum of every run's seconds) and wall time (first start to last finish, pauses included)."""
-    frame = pd.DataFrame({'total': [(r.get('timings') or {}).get('total') for r in agg.records],
-                          'finished': pd.to_datetime([r.get('finished_at') for r in agg.records], utc=True,
-                                                     errors='coerce')}).dropna()
-    if frame.empty:
-        return None
-    started = (frame['finished'] - pd.to_timedelta(frame['total'], unit='s')).min()
-    wall = (frame['finished'].max() - started).total_seconds()
-    return (f'Run time {frame["total"].sum() / 3600:.1f} h over {len(frame)} runs; wall time {wall / 3600:.1f} h '
-            f'from {started:%Y-%m-%d %H:%M} to {frame["finished"].max():%Y-%m-%d %H:%M} UTC (pauses between '
-            'sessions included).')
-
-
 def negative_transfer_text(agg):
     lines = []
     for scenario in agg.scenarios:
@@ -285,7 +253,7 @@ def paper_section(agg, metrics=METRICS):
         for name, _ in metrics:
             header += [f'paper {name}', f'ours {name}', 'Δ']
         lines.append(f'**{scenario}** = paper scenario {number} ({paper.PAPER_SCENARIOS[number]}):\n')
-        lines.append(_table(header, rows))
+        lines.append(rows_table(header, rows))
         gain = _gain(agg, scenario)
         if gain is not None:
             theirs = paper.paper_value('TMCDR_MF', 'uauc', number) - paper.paper_value('EMCDR_MF', 'uauc', number)
@@ -331,79 +299,3 @@ def kshot_section(agg, metrics=METRICS):
         parts.append(f'**{scenario}** ({" / ".join(name for name, _ in metrics)}, cold test users with at least '
                      'K+1 target interactions; the first K are revealed):\n\n' + markdown_table(table))
     return '\n\n'.join(parts)
-
-
-def hyperparameter_section(agg):
-    """The choice of every run whose hyperparameters were searched (more than one trial), with each trial's
-    validation score."""
-    searched = agg.runs[[len(r.get('trials') or []) > 1 for r in agg.runs['record']]]
-    rows = []
-    for record in searched.sort_values(['scenario', 'model', 'seed'])['record']:
-        scores = ', '.join('–' if t.get('valid_score') is None else f"{t['valid_score']:.4f}"
-                           for t in record['trials'])
-        rows.append([record['scenario'], record['model'], record['seed'],
-                     ', '.join(f'{k}={v}' for k, v in (record.get('chosen') or {}).items()) or '(defaults)',
-                     f"{record.get('valid_metric', 'valid')}: {scores}"])
-    if not rows:
-        return None
-    return _table(['scenario', 'model', 'seed', 'chosen (on cold validation)', 'validation score per trial'], rows)
-
-
-def training_section(agg):
-    """The bridge stage of each model with one (mapping / meta network): best validated epoch, epochs run and
-    optimizer (for TMCDR: outer) steps, mean over seeds, how many seeds stopped on patience, and TMCDR's
-    inner-step ratio at the best epoch."""
-    training = agg.runs['record'].map(lambda r: r.get('training'))
-    training = training[training.map(lambda t: isinstance(t, dict) and None not in
-                                     (t.get('best_epoch'), t.get('epochs_run'), t.get('steps')))]
-    if training.empty:
-        return None
-    runs = agg.runs.loc[training.index, ['scenario', 'model', 'seed']].assign(
-        best_epoch=training.map(lambda t: t['best_epoch']), epochs_run=training.map(lambda t: t['epochs_run']),
-        steps=training.map(lambda t: t['steps']), steps_at_best=training.map(lambda t: t.get('steps_at_best') or 0),
-        stopped=training.map(lambda t: bool(t.get('stopped_on_patience'))),
-        warm_start=training.map(lambda t: t.get('best_stage') == 'warm_start'))
-    history = history_frame(agg).merge(runs[['scenario', 'model', 'seed', 'best_epoch']])
-    at_best = history[history['epoch'] == history['best_epoch']].dropna(subset=['inner_step_ratio'])
-    table = runs.groupby(['scenario', 'model'], observed=True).agg(
-        seeds=('seed', 'size'), best_epoch=('best_epoch', 'mean'), warm_start=('warm_start', 'any'),
-        epochs_run=('epochs_run', 'mean'), steps_at_best=('steps_at_best', 'mean'), steps=('steps', 'mean'),
-        stopped=('stopped', 'sum'))
-    table['ratio'] = at_best.groupby(['scenario', 'model'], observed=True)['inner_step_ratio'].mean()
-    rows = [[r.scenario, r.model, r.seeds, f'{r.best_epoch:.0f}' + (' (warm_start)' if r.warm_start else ''),
-             f'{r.epochs_run:.0f}', f'{r.steps_at_best:.0f} / {r.steps:.0f}', r.stopped,
-             '–' if np.isnan(r.ratio) else f'{r.ratio:.4f}'] for r in table.reset_index().itertuples()]
-    return _table(['scenario', 'model', 'seeds', 'best epoch', 'epochs run', 'steps at best / run',
-                   'stopped on patience', 'inner-step ratio at best'], rows)
-
-
-def _run_cost(record):
-    """Seconds of one run: in total, pre-training and other phases over all trials (NaN: no trial recorded its
-    phases), and whether its first trial reused every cached pre-training."""
-    total = (record.get('timings') or {}).get('total')
-    phases = [t.get('phases') for t in record.get('trials') or [] if isinstance(t.get('phases'), dict)]
-
-    def seconds(pretraining):
-        return sum(p.get('seconds', 0) for ph in phases for p in ph.values() if ('reused' in p) == pretraining)
-
-    first = [p for p in phases[0].values() if 'reused' in p] if phases else []
-    return {'total': float(total) if finite(total) else np.nan, 'trials': len(record.get('trials') or []),
-            'pretraining': seconds(True) if phases else np.nan, 'other': seconds(False) if phases else np.nan,
-            'known': bool(phases), 'reused': bool(first) and all(p['reused'] for p in first)}
-
-
-def cost_section(agg):
-    """Per scenario and model with a timed run: mean seconds per run, of which pre-training and the other phases,
-    and how many runs reused the cached pre-training (their cost then excludes it)."""
-    costs = agg.runs.join(pd.DataFrame([_run_cost(r) for r in agg.runs['record']], index=agg.runs.index))
-    table = costs.groupby(['scenario', 'model'], observed=True).agg(
-        seeds=('seed', 'size'), trials=('trials', 'max'), timed=('total', 'count'), total=('total', 'mean'),
-        pretraining=('pretraining', 'mean'), other=('other', 'mean'), reused=('reused', 'sum'), known=('known', 'sum'))
-    table = table[table['timed'] > 0]
-    if table.empty:
-        return None
-    rows = [[r.scenario, r.model, r.seeds, r.trials, f'{r.total:.0f}',
-             *((f'{r.pretraining:.0f}', f'{r.other:.0f}', f'{r.reused} of {r.known}') if r.known else ['–'] * 3)]
-            for r in table.reset_index().itertuples()]
-    return _table(['scenario', 'model', 'seeds', 'trials per run', 'mean seconds per run', 'of which pre-training',
-                   'other phases', 'runs that reused the cached pre-training'], rows)

@@ -292,8 +292,8 @@ def raw_data_sha(scenario, raw_data_path):
 _CODE_SHA = {}
 # Modules that only read finished results: changing them leaves every result valid.
 REPORT_ONLY_SOURCES = frozenset({'benchmark/report.py', 'benchmark/aggregate.py', 'benchmark/sections.py',
-                                 'benchmark/cold_to_warm.py', 'benchmark/figures.py', 'benchmark/stats.py',
-                                 'benchmark/paper.py', 'benchmark/display.py', 'cli.py'})
+                                 'benchmark/run_sections.py', 'benchmark/cold_to_warm.py', 'benchmark/figures.py',
+                                 'benchmark/stats.py', 'benchmark/paper.py', 'benchmark/display.py', 'cli.py'})
 # Packages that only use trained models (the exploration simulation): no training result depends on them.
 NON_TRAINING_PACKAGES = ('explore/',)
 
