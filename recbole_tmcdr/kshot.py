@@ -88,10 +88,10 @@ def select_per_k(trainer, valid_data, ks, candidates, metric=None):
     """Fold-in settings chosen per K on the cold VALIDATION users.
 
     ``candidates`` is a list of dicts over :data:`FOLDIN_SETTINGS` (e.g. ``{'steps': 10, 'lr': 0.1,
-    'prior_weight': 0.1}``; a setting a candidate leaves out keeps the model's own value); each is evaluated with :func:`evaluate_kshot` on ``valid_data``, and per K the one with
-    the best ``metric`` (default: the run's ``valid_metric``) wins. Returns ``({K: chosen candidate},
-    {K: its validation metrics})``; ``{setting: {K: value}}`` of the chosen ones is what ``kshot_foldin_<setting>``
-    accepts. The model's fold-in settings are restored afterwards.
+    'prior_weight': 0.1}``; a setting a candidate leaves out keeps the model's own value); each is evaluated with
+    :func:`evaluate_kshot` on ``valid_data``, and per K the one with the best ``metric`` (default: the run's
+    ``valid_metric``) wins. Returns ``({K: chosen candidate}, {K: its validation metrics})``; ``{setting: {K:
+    value}}`` of the chosen ones is what ``kshot_foldin_<setting>`` accepts. The model's fold-in settings are restored afterwards.
     """
     foldin = trainer.model.foldin
     metric = (metric or trainer.config['valid_metric']).lower()

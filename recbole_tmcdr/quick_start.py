@@ -31,12 +31,13 @@ def build_config(model, dataset=None, config_file_list=None, config_dict=None):
 def describe_dataset(dataset, split_stats):
     """recbole-cdr's dataset summary, with the overlap counts it would print off by one (it counts the padding id
     as one overlapping user and one overlapping item) and the cold split of the overlapping users."""
-    overlap = [f'Num of overlapped user: {dataset.num_overlap_user - 1}', f'Num of overlapped item: {dataset.num_overlap_item - 1}']
+    overlap = [f'Num of overlapped user: {dataset.num_overlap_user - 1}',
+               f'Num of overlapped item: {dataset.num_overlap_item - 1}']
     if split_stats:
         overlap[0] += (f" (warm {split_stats['n_warm_overlap']}; cold, no target rows in training: "
                        f"{split_stats['n_cold_valid']} validation + {split_stats['n_cold_test']} test)")
-    return '\n'.join([f'Source domain: {dataset.source_domain_dataset}', f'Target domain: {dataset.target_domain_dataset}',
-                      *overlap])
+    return '\n'.join([f'Source domain: {dataset.source_domain_dataset}',
+                      f'Target domain: {dataset.target_domain_dataset}', *overlap])
 
 
 @dataclass
