@@ -177,7 +177,11 @@ def test_summary_gives_the_verdict_per_scenario_and_the_run_time(tmp_path):
     assert 'NDCG@10 n.s. (Δ ' in summary[0] and 'negative transfer (below TargetPop, one-sided, Holm): ' in summary[0]
     assert summary[1] == '- **t** (2 seeds): TMCDR_MF vs EMCDR_MF: AUC n/a (n=2), NDCG@10 n/a (n=2).'
     # three runs of 1 s finishing at 00:00, 01:00 and 02:00 (the others have no finish time)
-    assert report_mod.run_time_text(agg).startswith('Run time 0.0 h over 9 runs; wall time 2.0 h from 2025-12-31 23:59')
+    # busy: 3 s of runs; span: 2 h (first start to last finish)
+    assert report_mod.run_time_text(agg).startswith('Run time 0.0 h over 9 runs; wall time 0.0 h while runs were '
+                                                    'running (2.0 h from 2025-12-31 23:59')
+    from recbole_tmcdr.benchmark.run_sections import busy_seconds
+    assert busy_seconds([0, 5, 20, 1], [10, 12, 30, 2]) == 22.0 and busy_seconds([], []) == 0.0
     report_mod.write_runs_csv(agg, tmp_path / 'runs.csv')
     import pandas as pd
     runs = pd.read_csv(tmp_path / 'runs.csv')

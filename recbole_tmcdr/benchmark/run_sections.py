@@ -26,18 +26,34 @@ def write_runs_csv(agg, path, metrics=METRICS):
     pd.DataFrame(rows).to_csv(path, index=False, lineterminator='\r\n', encoding='utf-8')
 
 
+def busy_seconds(starts, ends):
+    """Length of the union of the intervals [start, end): the time during which at least one run was running."""
+    order = np.argsort(starts)
+    busy, current_start, current_end = 0.0, None, None
+    for start, end in zip(np.asarray(starts)[order], np.asarray(ends)[order]):
+        if current_end is None or start > current_end:
+            busy += 0.0 if current_end is None else current_end - current_start
+            current_start, current_end = start, end
+        else:
+            current_end = max(current_end, end)
+    return busy + (0.0 if current_end is None else current_end - current_start)
+
+
 def run_time_text(agg):
-    """Run time (the sum of every run's seconds) and wall time (first start to last finish, pauses included)."""
+    """Run time (the sum of every run's seconds) and wall time: while at least one run was running (a spec
+    finished over several sittings does not count the gaps), and from first start to last finish."""
     frame = pd.DataFrame({'total': [(r.get('timings') or {}).get('total') for r in agg.records],
                           'finished': pd.to_datetime([r.get('finished_at') for r in agg.records], utc=True,
                                                      errors='coerce')}).dropna()
     if frame.empty:
         return None
-    started = (frame['finished'] - pd.to_timedelta(frame['total'], unit='s')).min()
-    wall = (frame['finished'].max() - started).total_seconds()
-    return (f'Run time {frame["total"].sum() / 3600:.1f} h over {len(frame)} runs; wall time {wall / 3600:.1f} h '
-            f'from {started:%Y-%m-%d %H:%M} to {frame["finished"].max():%Y-%m-%d %H:%M} UTC (pauses between '
-            'sessions included).')
+    frame['started'] = frame['finished'] - pd.to_timedelta(frame['total'], unit='s')
+    epoch = lambda column: (column - frame['started'].min()).dt.total_seconds().to_numpy()  # noqa: E731
+    busy = busy_seconds(epoch(frame['started']), epoch(frame['finished']))
+    span = (frame['finished'].max() - frame['started'].min()).total_seconds()
+    return (f'Run time {frame["total"].sum() / 3600:.1f} h over {len(frame)} runs; wall time {busy / 3600:.1f} h '
+            f'while runs were running ({span / 3600:.1f} h from {frame["started"].min():%Y-%m-%d %H:%M} to '
+            f'{frame["finished"].max():%Y-%m-%d %H:%M} UTC, gaps between sittings included).')
 
 
 def hyperparameter_section(agg):
