@@ -1,7 +1,8 @@
 """Trained models kept on disk, so that a router reuses a candidate that an identical run has trained.
 
-:func:`recbole_tmcdr.quick_start.run_recbole_cdr` stores the model it has trained and evaluated (the best validated
-state), with its best validation score and result, in ``<cache_dir>/trained/<model>-<key>.pt``;
+:func:`recbole_tmcdr.quick_start.run_recbole_cdr` with ``store_trained_models: True`` (off by default: a few MB per
+run) stores the model it has trained and evaluated (the best validated state), with its best validation score and
+result, in ``<cache_dir>/trained/<model>-<key>.pt``;
 :class:`~recbole_tmcdr.trainer.k_router_trainer.KRouterTrainer` stores the candidates it trains there too, and reads
 a candidate back instead of training it (``router_reuse_trained``). The key (:func:`trained_model_key`) holds what
 determines the trained model: the model, its resolved config without :data:`NOT_TRAINING_KEYS`, the training code
@@ -24,7 +25,7 @@ from recbole_tmcdr.trainer.cold_start_trainer import id_space, interaction_diges
 # the key instead), what is shown or logged, and the K-shot evaluation that follows training (fold-in,
 # model/foldin.py). A router's own keys are left out too (training_config).
 NOT_TRAINING_KEYS = frozenset({
-    'cache_dir', 'checkpoint_dir', 'data_path', 'raw_data_path',                        # locations
+    'cache_dir', 'checkpoint_dir', 'data_path', 'raw_data_path', 'store_trained_models',  # locations, storage
     'show_progress', 'state', 'loss_decimal_place', 'gpu_id', 'log_wandb', 'wandb_project',  # display, logging
     'kshot', 'kshot_foldin_steps', 'kshot_foldin_lr', 'kshot_foldin_prior_weight', 'kshot_foldin_search',
 })
@@ -73,7 +74,7 @@ def store_trained_model(run, best_valid_score, best_valid_result):
     """Store the model that ``run`` has trained (its current state) with its best validation score and result. A
     router's is not stored: a router is never a candidate, so nothing would read it."""
     from recbole_tmcdr.model.k_router import KRouter
-    if isinstance(run.model, KRouter) or best_valid_result is None:
+    if not run.config['store_trained_models'] or isinstance(run.model, KRouter) or best_valid_result is None:
         return
     path = trained_model_path(run)
     payload = {'model': run.config['model'], 'state_dict': run.model.state_dict(),

