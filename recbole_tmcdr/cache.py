@@ -1,4 +1,4 @@
-"""Crash-safe on-disk cache of pre-trained embeddings.
+"""Crash-safe on-disk cache of pre-trained embeddings (and of trained models: :mod:`recbole_tmcdr.trained_models`).
 
 Files are written to a temporary name and renamed into place, carry a checksum of their tensors, and are
 loaded with ``torch.load(weights_only=True)`` (no arbitrary unpickling). A missing, truncated or corrupt
@@ -34,6 +34,32 @@ def tensor_checksum(tensors):
     return digest.hexdigest()
 
 
+def state_checksum(value):
+    """sha256 of nested dicts / lists of tensors and plain values (a state_dict whose modules keep extra state)."""
+    digest = hashlib.sha256()
+
+    def feed(item):
+        if isinstance(item, torch.Tensor):
+            digest.update(f'tensor {item.dtype} {tuple(item.shape)}:'.encode())
+            digest.update(item.detach().cpu().contiguous().numpy().tobytes())
+        elif isinstance(item, dict):
+            digest.update(b'{')
+            for key in sorted(item, key=repr):
+                digest.update(repr(key).encode() + b':')
+                feed(item[key])
+            digest.update(b'}')
+        elif isinstance(item, (list, tuple)):
+            digest.update(b'[')
+            for element in item:
+                feed(element)
+            digest.update(b']')
+        else:
+            digest.update(repr(item).encode() + b',')
+
+    feed(value)
+    return digest.hexdigest()
+
+
 def stable_key(fields):
     payload = json.dumps({'version': CACHE_FORMAT_VERSION, **fields}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -54,6 +80,21 @@ def atomic_torch_save(obj, path):
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
         raise
+
+
+def load_checked(path, checksum_of):
+    """The payload of the file ``path`` (read with ``weights_only=True``) when its ``checksum`` is
+    ``checksum_of(payload)``; None when the file is missing or corrupt (logged: a cache miss, never trusted)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        payload = torch.load(path, weights_only=True, map_location='cpu')
+        if checksum_of(payload) != payload['checksum']:
+            raise ValueError('checksum mismatch')
+    except Exception as error:  # a corrupt file of any kind is a miss, reported
+        getLogger().warning(f'Ignoring corrupt cache file {path} ({error}); it will be rebuilt.')
+        return None
+    return payload
 
 
 def process_is_running(pid):
@@ -91,25 +132,14 @@ class TensorCache:
 
     def __init__(self, directory):
         self.directory = directory
-        self.logger = getLogger()
         remove_dead_writes(directory)
 
     def path(self, key):
         return os.path.join(self.directory, f'{key}.pt')
 
     def load(self, key):
-        path = self.path(key)
-        if not os.path.exists(path):
-            return None
-        try:
-            payload = torch.load(path, weights_only=True, map_location='cpu')
-            tensors, checksum = payload['tensors'], payload['checksum']
-            if tensor_checksum(tensors) != checksum:
-                raise ValueError('checksum mismatch')
-        except Exception as error:  # a corrupt file of any kind is a miss, reported
-            self.logger.warning(f'Ignoring corrupt cache file {path} ({error}); it will be rebuilt.')
-            return None
-        return tensors
+        payload = load_checked(self.path(key), lambda loaded: tensor_checksum(loaded['tensors']))
+        return None if payload is None else payload['tensors']
 
     def save(self, key, tensors, description=None):
         tensors = {name: t.detach().cpu().clone() for name, t in tensors.items()}

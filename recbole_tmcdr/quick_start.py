@@ -5,8 +5,9 @@ fit, evaluate) and returns the same dict, with additions: ``split_stats`` (the c
 is set (e.g. ``[0, 1, 3, 5, 10]``), ``kshot_results`` and ``kshot_valid_results``: metrics per K on the cold test and
 the cold validation users, and ``kshot_foldin``: the fold-in settings chosen per K on validation
 (``kshot_foldin_search``); for a router (:class:`recbole_tmcdr.model.k_router.KRouter`), ``routing``: what it
-chose per K. :func:`prepare_run` builds a run's config, data and model, as this function and the router (for each
-of its candidates) need them.
+chose per K. The trained model is stored in ``cache_dir/trained/`` for a router to reuse
+(:mod:`recbole_tmcdr.trained_models`). :func:`prepare_run` builds a run's config, data and model, as this function
+and the router (for each of its candidates) need them.
 ``load_data_and_model`` rebuilds a run from one of its checkpoints (it also replaces recbole-cdr's).
 """
 
@@ -21,6 +22,7 @@ from recbole_tmcdr.config import dataset_config_file
 from recbole_tmcdr.kshot import choose_foldin, evaluate_kshot
 from recbole_tmcdr.registry import get_model, get_trainer
 from recbole_tmcdr.safe_loading import CheckpointError, create_dataset, load_weights_only
+from recbole_tmcdr.trained_models import store_trained_model
 
 
 def build_config(model, dataset=None, config_file_list=None, config_dict=None):
@@ -99,6 +101,7 @@ def run_recbole_cdr(model=None, dataset=None, config_file_list=None, config_dict
     best_valid_score, best_valid_result = trainer.fit(
         run.train_data, run.valid_data, saved=saved, show_progress=config['show_progress'])
     test_result = trainer.evaluate(run.test_data, load_best_model=saved, show_progress=config['show_progress'])
+    store_trained_model(run, best_valid_score, best_valid_result)  # the state just tested, for a router to reuse
 
     logger.info(set_color('best valid ', 'yellow') + f': {dict2str(best_valid_result)}')
     logger.info(set_color('test result', 'yellow') + f': {dict2str(test_result)}')

@@ -158,6 +158,7 @@ RULES = {
     'cold_valid_fraction': Rule('float', open_unit, 'in (0, 1)'),
     'raw_data_path': Rule('str', nullable=True),
     'cache_dir': Rule('str', nullable=True),
+    'store_trained_models': Rule('bool'),
     'kshot': Rule('list', list_of_non_negative_ints, 'of integers >= 0', nullable=True),
     'scenario': Rule('dict', lambda v: 'type' in v, "with a 'type' key", nullable=True),
     # RecBole's training and evaluation keys, as the plugin's trainers read them

@@ -40,7 +40,8 @@ from recbole_tmcdr.config import SafeConfigLoader
 # Bump when the record's schema or the meaning of its fields changes: every finished run is then stale.
 HASH_VERSION = 2
 # Keys that change where things are written or how much is printed, never a result: not in config_hash.
-NON_RESULT_KEYS = frozenset({'cache_dir', 'show_progress', 'state', 'checkpoint_dir', 'log_wandb', 'gpu_id'})
+NON_RESULT_KEYS = frozenset({'cache_dir', 'show_progress', 'state', 'checkpoint_dir', 'log_wandb', 'gpu_id',
+                             'store_trained_models'})
 # Keys the benchmark itself sets for every run.
 RESERVED_KEYS = frozenset({'seed', 'model', 'dataset'})
 

@@ -139,7 +139,7 @@ def run_one(task, progress=None):
         record['kshot_valid'] = {str(k): v for k, v in (result.get('kshot_valid_results') or {}).items()}
         if result.get('kshot_foldin'):  # the fold-in settings chosen per K on validation (kshot_foldin_search)
             record['kshot_foldin'] = {str(k): v for k, v in result['kshot_foldin'].items()}
-    if result.get('routing'):  # a router: its choice per K, the candidates' validation scores, skipped candidates
+    if result.get('routing'):  # a router: its choice per K, the candidates' validation scores, skipped / reused ones
         record['routing'] = result['routing']
     record.update({
         'split_stats': result.get('split_stats'),

@@ -12,7 +12,10 @@ the envelope on the test users is what a cold-to-warm benchmark measures.
   gave the router (config files, ``config_dict``, command line) except the router's own keys (those below,
   ``train_epochs``), the candidate's own YAML, and ``router_candidate_settings[<candidate>]`` on top.
   :class:`~recbole_tmcdr.trainer.k_router_trainer.KRouterTrainer` trains each with its own trainer (the pre-training
-  cache is shared: EMCDR_MF, TMCDR_MF and PTUPCDR pre-train once). A candidate trains with its YAML's
+  cache is shared: EMCDR_MF, TMCDR_MF and PTUPCDR pre-train once), unless an identical run (same model, resolved
+  settings, code, training and validation rows: :mod:`recbole_tmcdr.trained_models`) has stored its trained model
+  and that model scores on the cold validation users what the run recorded: it is then reused (listed in
+  ``routing['reused']``; ``router_reuse_trained: False`` trains every candidate). A candidate trains with its YAML's
   hyperparameters: a benchmark's search does not reach inside the router.
 * **Choice.** After training, each candidate's fold-in settings are chosen per K (``kshot_foldin_search``) and its
   K-shot results computed on the cold VALIDATION users, at the router's ``kshot`` (K=0 only when unset);
@@ -29,7 +32,7 @@ the envelope on the test users is what a cold-to-warm benchmark measures.
 
 Before it is fitted, the router serves the fallback at every K. Its result (``routing_summary``, ``routing`` in
 ``run_recbole_cdr``'s result and the benchmark's record) holds the choice per K, each candidate's validation score
-per K, the fold-in settings chosen per candidate and the skipped candidates.
+per K, the fold-in settings chosen per candidate, the reused and the skipped candidates.
 """
 
 import contextlib
@@ -75,6 +78,7 @@ class KRouter(ColdStartRecommender):
         'router_candidate_settings': Rule('dict', lambda v: all(isinstance(s, dict) for s in v.values()),
                                           'mapping candidate names to dicts of settings'),
         'router_skip_unavailable': Rule('bool'),
+        'router_reuse_trained': Rule('bool'),
     }
     # Keys of the router that its candidates do not receive (a candidate's train_epochs comes from its own YAML).
     OWN_KEYS = frozenset(config_rules) | {'model', 'train_epochs', 'benchmark_search_space'}

@@ -72,6 +72,11 @@ def interaction_digest(dataset):
     return digest.hexdigest()
 
 
+def id_space(model):
+    """The sizes of a model's joint id space (RecBole-CDR's users and items: all of them, the overlapping ones)."""
+    return [model.total_num_users, model.overlapped_num_users, model.total_num_items, model.overlapped_num_items]
+
+
 @register_trainer
 class ColdStartTrainer(CrossDomainTrainer):
     """Phase walk with per-phase optimizers, cached pre-training and cold-validation early stopping."""
@@ -204,9 +209,7 @@ class ColdStartTrainer(CrossDomainTrainer):
         model = self.model
         fields.update(format=PRETRAIN_FORMAT, phase=phase.value, phase_index=phase_idx, epochs=self.epochs,
                       loss=getattr(type(model), 'pretrain_loss', type(model).calculate_loss).__qualname__,
-                      rows=interaction_digest(rows),
-                      id_space=[model.total_num_users, model.overlapped_num_users, model.total_num_items,
-                                model.overlapped_num_items])
+                      rows=interaction_digest(rows), id_space=id_space(model))
         return f'{phase.value.lower()}-{self.config["base_model"]}-{stable_key(fields)[:20]}'
 
     def _pretrain_phase(self, train_data, phase, phase_idx, verbose, show_progress):
