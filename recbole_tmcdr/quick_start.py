@@ -22,7 +22,7 @@ from recbole_tmcdr.config import dataset_config_file
 from recbole_tmcdr.kshot import choose_foldin, evaluate_kshot
 from recbole_tmcdr.registry import get_model, get_trainer
 from recbole_tmcdr.safe_loading import CheckpointError, create_dataset, load_weights_only
-from recbole_tmcdr.trained_models import store_trained_model
+from recbole_tmcdr.trained_models import store_trained_model, trained_model_path
 
 
 def build_config(model, dataset=None, config_file_list=None, config_dict=None):
@@ -97,11 +97,12 @@ def run_recbole_cdr(model=None, dataset=None, config_file_list=None, config_dict
     run = prepare_run(model, dataset, config_file_list, config_dict)
     config, logger = run.config, getLogger()
     trainer = get_trainer(config['MODEL_TYPE'], config['model'])(config, run.model)
+    stored_path = trained_model_path(run) if config['store_trained_models'] else None  # keyed before training
 
     best_valid_score, best_valid_result = trainer.fit(
         run.train_data, run.valid_data, saved=saved, show_progress=config['show_progress'])
     test_result = trainer.evaluate(run.test_data, load_best_model=saved, show_progress=config['show_progress'])
-    store_trained_model(run, best_valid_score, best_valid_result)  # the state just tested, for a router to reuse
+    store_trained_model(run, stored_path, best_valid_score, best_valid_result)  # the state just tested
 
     logger.info(set_color('best valid ', 'yellow') + f': {dict2str(best_valid_result)}')
     logger.info(set_color('test result', 'yellow') + f': {dict2str(test_result)}')

@@ -81,3 +81,48 @@ def test_nothing_is_stored_by_default(tiny_scenario, tmp_path):
     run_recbole_cdr(model='TargetPop', config_file_list=[tiny_scenario], saved=False,
                     config_dict={key: value for key, value in SETTINGS.items() if key != 'store_trained_models'})
     assert not os.path.exists(os.path.join(tmp_path, 'cache', 'trained'))
+
+
+def test_an_edited_content_file_is_another_model(tiny_scenario, tmp_path):
+    """A setting that names a file is keyed by the file's content: the same path with other genres is not reused."""
+    content = tiny_scenario.parent / 'genres.csv'
+    settings = {**SETTINGS, 'content_item_file': str(content), 'router_candidates': ['TargetPop', 'ContentGenre']}
+    run_recbole_cdr(model='ContentGenre', config_file_list=[tiny_scenario], saved=False, config_dict=settings)
+    header, *rows = content.read_text().splitlines()
+    content.write_text('\n'.join([header] + [f"{row.split(',')[0]},g{i % 7}" for i, row in enumerate(rows)]) + '\n')
+    router = run_recbole_cdr(model='KRouter', config_file_list=[tiny_scenario], saved=False, config_dict=settings)
+    assert 'ContentGenre' not in router['routing']['reused']
+
+
+@pytest.mark.parametrize('malformed', ['state_dict', 'best_valid_result'])
+def test_a_malformed_file_with_a_valid_checksum_is_a_miss(tiny_scenario, tmp_path, caplog, malformed):
+    settings = {**SETTINGS, 'router_candidates': ['TargetPop']}
+    run_recbole_cdr(model='TargetPop', config_file_list=[tiny_scenario], saved=False, config_dict=settings)
+    [path] = glob.glob(os.path.join(tmp_path, 'cache', 'trained', 'TargetPop-*.pt'))
+    payload = torch.load(path, weights_only=True)
+    payload[malformed] = [1, 2]
+    payload['checksum'] = payload_checksum(payload)
+    atomic_torch_save(payload, path)
+    with caplog.at_level(logging.WARNING):
+        router = run_recbole_cdr(model='KRouter', config_file_list=[tiny_scenario], saved=False, config_dict=settings)
+    assert router['routing']['reused'] == [] and f'Ignoring the trained model {path}' in caplog.text
+
+
+def test_a_failed_store_is_a_warning_and_the_run_stands(tiny_scenario, tmp_path, caplog):
+    os.makedirs(tmp_path / 'cache', exist_ok=True)
+    (tmp_path / 'cache' / 'trained').write_text('a file where the directory should be')  # as a full or read-only disk
+    with caplog.at_level(logging.WARNING):
+        result = run_recbole_cdr(model='TargetPop', config_file_list=[tiny_scenario], saved=False, config_dict=SETTINGS)
+    assert result['test_result'] and 'Could not store the trained model' in caplog.text
+
+
+def test_a_class_without_source_file_is_neither_stored_nor_reused(tiny_scenario, tmp_path, registry_restored):
+    from recbole_tmcdr.model.target_pop import TargetPop
+    from recbole_tmcdr.registry import register_model
+    namespace = {'TargetPop': TargetPop, '__name__': 'typed_in'}
+    exec('class TypedInPop(TargetPop):\n    pass\n', namespace)  # a class typed into an interpreter: no source file
+    register_model('TypedInPop')(namespace['TypedInPop'])
+    run_recbole_cdr(model='TypedInPop', config_file_list=[tiny_scenario], saved=False, config_dict=SETTINGS)
+    router = run_recbole_cdr(model='KRouter', config_file_list=[tiny_scenario], saved=False,
+                             config_dict={**SETTINGS, 'router_candidates': ['TypedInPop']})
+    assert router['routing']['reused'] == [] and not glob.glob(os.path.join(tmp_path, 'cache', 'trained', 'TypedIn*'))

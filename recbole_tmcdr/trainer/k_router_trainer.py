@@ -36,13 +36,16 @@ class KRouterTrainer(ColdStartTrainer):
         valid_results, foldin, reused = {}, {}, []
         for name, run in router.runs.items():
             trainer = get_trainer(run.config['MODEL_TYPE'], name)(run.config, run.model)
-            if self.config['router_reuse_trained'] and self.reuse_trained(name, run, trainer):
+            keep = self.config['router_reuse_trained'] or self.config['store_trained_models']
+            path = trained_model_path(run) if keep else None  # keyed before training: loaders may reorder rows
+            if self.config['router_reuse_trained'] and self.reuse_trained(name, run, trainer, path):
                 reused.append(name)
             else:
                 self.logger.info(set_color(f'KRouter candidate {name}', 'yellow') + ': training')
                 best_score, best_result = trainer.fit(run.train_data, run.valid_data, verbose=verbose, saved=False,
                                                       show_progress=show_progress)
-                store_trained_model(run, best_score, best_result)
+                if self.config['store_trained_models']:
+                    store_trained_model(run, path, best_score, best_result)
             on_validation = kshot_on_validation(trainer, run.valid_data, ks=router.ks)
             valid_results[name] = on_validation['kshot_valid_results']
             if on_validation['kshot_foldin']:
@@ -54,21 +57,20 @@ class KRouterTrainer(ColdStartTrainer):
         return super().fit(train_data, valid_data, verbose=verbose, saved=saved, show_progress=show_progress,
                            callback_fn=callback_fn)
 
-    def reuse_trained(self, name, run, trainer):
-        """Whether the candidate ``name`` now holds the model an identical run stored. Kept only if it scores on the
-        cold validation users exactly what that run recorded (state outside its state_dict would not); otherwise it
-        is back to its untrained state."""
-        stored = load_trained_model(run)
+    def reuse_trained(self, name, run, trainer, path):
+        """Whether the candidate ``name`` now holds the model an identical run stored at ``path``. Kept only if it
+        scores on the cold validation users what that run recorded (a guard against state outside the state_dict);
+        otherwise it is back to its untrained state."""
+        stored = load_trained_model(path)
         if stored is None:
             return False
-        path, untrained = trained_model_path(run), copy.deepcopy(run.model.state_dict())
+        untrained = copy.deepcopy(run.model.state_dict())
         try:
             run.model.load_state_dict(stored['state_dict'])
-        except RuntimeError as error:  # missing, unexpected or misshapen entries
-            why = f'its state does not fit the model ({error})'
-        else:
             result = trainer.evaluate(run.valid_data, load_best_model=False, show_progress=False)
             why = validation_mismatch(result, stored, trainer.valid_metric)
+        except Exception as error:  # noqa: BLE001 - a state that does not fit or score is a miss, reported below
+            why = f'it does not load into the model ({type(error).__name__}: {error})'
         if why:
             self.logger.warning(f'KRouter candidate {name}: not reusing {path}: {why}; training it.')
             run.model.load_state_dict(untrained)
