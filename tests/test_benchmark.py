@@ -349,6 +349,14 @@ def test_runs_sharing_pretraining_form_one_unit_of_work(tiny_scenario, tmp_path)
     assert ['TargetPop/seed0'] in ids and ['EMCDR_BPR/seed0'] in ids and len(ids) == 6
 
 
+def test_router_runs_come_after_the_single_runs_it_reuses(tiny_scenario, tmp_path):
+    spec = BenchmarkSpec(scenarios=[str(tiny_scenario)], models=['TargetPop', 'KRouter', 'BPR'], seeds=[0, 1],
+                         out=str(tmp_path), lr_search=False).validate()
+    ids = [t['run_id'].split('/', 1)[1] for group in runner.group_tasks(runner.plan(spec, str(tmp_path), 'c'))
+           for t in group]
+    assert ids == ['TargetPop/seed0', 'TargetPop/seed1', 'BPR/seed0', 'BPR/seed1', 'KRouter/seed0', 'KRouter/seed1']
+
+
 def test_worker_processes(tiny_scenario, tmp_path, own_model_module):
     # the fresh worker processes import the spec's modules: they know the user's model too
     spec = BenchmarkSpec(scenarios=[str(tiny_scenario)], models=['EMCDRMargin'], imports=[own_model_module],

@@ -129,12 +129,18 @@ def pretrain_share_key(task):
 
 
 def group_tasks(tasks):
-    """Units of work (lists of tasks), in the order of their first task."""
+    """Units of work (lists of tasks), in the order of their first task; those of a model that reuses the single
+    runs' trained models (a router: ``reuses_single_runs``) last, so that the runs it reuses are done by then."""
     groups = {}
     for index, task in enumerate(tasks):
         key = pretrain_share_key(task)
         groups.setdefault(key if key is not None else ('alone', index), []).append(task)
-    return list(groups.values())
+    return sorted(groups.values(), key=lambda group: reuses_single_runs(group[0]['model']))
+
+
+def reuses_single_runs(model):
+    from recbole_tmcdr.registry import MODELS
+    return bool(getattr(MODELS.get(model), 'reuses_single_runs', False))
 
 
 # ----- the benchmark

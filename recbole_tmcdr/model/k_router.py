@@ -70,6 +70,7 @@ class KRouter(ColdStartRecommender):
     """Per K the candidate best on cold validation users; the fallback for users with degenerate scores."""
 
     trainer = 'KRouterTrainer'
+    reuses_single_runs = True  # a benchmark runs it after the single runs whose trained candidates it reuses
     config_rules = {
         'router_candidates': Rule('list', _distinct_names, 'of distinct registered model names, not empty'),
         'router_fallback': Rule('str', bool, 'naming a registered model'),
