@@ -5,9 +5,9 @@ fit, evaluate) and returns the same dict, with additions: ``split_stats`` (the c
 is set (e.g. ``[0, 1, 3, 5, 10]``), ``kshot_results`` and ``kshot_valid_results``: metrics per K on the cold test and
 the cold validation users, and ``kshot_foldin``: the fold-in settings chosen per K on validation
 (``kshot_foldin_search``); for a router (:class:`recbole_tmcdr.model.k_router.KRouter`), ``routing``: what it
-chose per K. The trained model is stored in ``cache_dir/trained/`` for a router to reuse
-(:mod:`recbole_tmcdr.trained_models`). :func:`prepare_run` builds a run's config, data and model, as this function
-and the router (for each of its candidates) need them.
+chose per K. With ``store_trained_models: True`` the trained model is stored in ``cache_dir/trained/`` for a router
+to reuse (:mod:`recbole_tmcdr.trained_models`). :func:`prepare_run` builds a run's config, data and model, as this
+function and the router (for each of its candidates) need them.
 ``load_data_and_model`` rebuilds a run from one of its checkpoints (it also replaces recbole-cdr's).
 """
 

@@ -67,11 +67,9 @@ def training_config(config):
 def own_sources(classes):
     """Source files of the classes (with their bases) that come from outside the plugin and the toolkit (a model or
     trainer of your own); None when one has no file (typed into an interpreter): such code cannot be keyed."""
-    from recbole_tmcdr.benchmark.spec import TOOLKIT_PACKAGES
+    from recbole_tmcdr.benchmark.spec import own_classes
     files = set()
-    for cls in (base for cls in classes for base in cls.__mro__):
-        if cls.__module__.split('.')[0] in TOOLKIT_PACKAGES:
-            continue
+    for cls in own_classes(classes):
         try:
             path = inspect.getsourcefile(cls)
         except (TypeError, OSError):
@@ -84,8 +82,12 @@ def own_sources(classes):
 
 def trained_model_path(run):
     """Where the model that ``run`` (a :class:`recbole_tmcdr.quick_start.Run`) trains is stored, computed BEFORE it
-    trains (a loader may reorder the rows it fingerprints); None when its code cannot be keyed (logged)."""
+    trains (a loader may reorder the rows it fingerprints); None for a router (never a candidate, so nothing would
+    read it) and when its code cannot be keyed (logged)."""
     from recbole_tmcdr.benchmark.spec import code_sha
+    from recbole_tmcdr.model.k_router import KRouter
+    if isinstance(run.model, KRouter):
+        return None
     model = run.config['model']
     sources = own_sources([type(run.model), get_trainer(run.config['MODEL_TYPE'], model)])
     if sources is None:
@@ -111,11 +113,9 @@ def payload_checksum(payload):
 
 def store_trained_model(run, path, best_valid_score, best_valid_result):
     """Store the model that ``run`` has trained (its current state) with its best validation score and result at
-    ``path`` (:func:`trained_model_path`, computed before training). A router's is not stored: a router is never a
-    candidate, so nothing would read it. A failed write (full disk, read-only cache) is a warning: the run's own
-    result stands."""
-    from recbole_tmcdr.model.k_router import KRouter
-    if path is None or isinstance(run.model, KRouter) or best_valid_result is None:
+    ``path`` (:func:`trained_model_path`, computed before training; None: nothing to store). A failed write (full
+    disk, read-only cache) is a warning: the run's own result stands."""
+    if path is None or best_valid_result is None:
         return
     payload = {'model': run.config['model'], 'state_dict': run.model.state_dict(),
                'best_valid_score': float(best_valid_score),

@@ -322,16 +322,21 @@ def code_sha():
 TOOLKIT_PACKAGES = frozenset({'recbole_tmcdr', 'recbole_cdr', 'recbole', 'torch', 'builtins'})
 
 
+def own_classes(classes):
+    """The classes and their bases that come from outside the plugin and the toolkit (code of your own:
+    ``--import``, an entry point)."""
+    return [base for cls in classes for base in cls.__mro__ if base.__module__.split('.')[0] not in TOOLKIT_PACKAGES]
+
+
 def user_model_sources(model):
-    """Source files of the model's classes that come from outside the plugin and the toolkit (a model of your
-    own: ``--import``, an entry point); a class without a file (typed into an interpreter) has none."""
+    """Source files of the model's own classes (:func:`own_classes`); a class without a file (typed into an
+    interpreter) has none."""
     import inspect
     from recbole_tmcdr.registry import MODELS
     files = set()
-    for cls in MODELS.get(model).__mro__:
-        if cls.__module__.split('.')[0] not in TOOLKIT_PACKAGES:
-            with contextlib.suppress(TypeError):
-                files.add(inspect.getsourcefile(cls))
+    for cls in own_classes([MODELS.get(model)]):
+        with contextlib.suppress(TypeError):
+            files.add(inspect.getsourcefile(cls))
     return sorted(files - {None})
 
 

@@ -34,9 +34,9 @@ class KRouterTrainer(ColdStartTrainer):
         from recbole_tmcdr.quick_start import kshot_on_validation
         router = self.model
         valid_results, foldin, reused = {}, {}, []
+        keep = self.config['router_reuse_trained'] or self.config['store_trained_models']
         for name, run in router.runs.items():
             trainer = get_trainer(run.config['MODEL_TYPE'], name)(run.config, run.model)
-            keep = self.config['router_reuse_trained'] or self.config['store_trained_models']
             path = trained_model_path(run) if keep else None  # keyed before training: loaders may reorder rows
             if self.config['router_reuse_trained'] and self.reuse_trained(name, run, trainer, path):
                 reused.append(name)
