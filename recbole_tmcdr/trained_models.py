@@ -13,7 +13,6 @@ carry a checksum and hold tensors and plain values only (:mod:`recbole_tmcdr.cac
 malformed file is a logged miss, a failed write a warning.
 """
 
-import inspect
 import math
 import numbers
 import os
@@ -64,27 +63,11 @@ def training_config(config):
     return with_file_contents(settings)
 
 
-def own_sources(classes):
-    """Source files of the classes (with their bases) that come from outside the plugin and the toolkit (a model or
-    trainer of your own); None when one has no file (typed into an interpreter): such code cannot be keyed."""
-    from recbole_tmcdr.benchmark.spec import own_classes
-    files = set()
-    for cls in own_classes(classes):
-        try:
-            path = inspect.getsourcefile(cls)
-        except (TypeError, OSError):
-            path = None
-        if path is None or not os.path.isfile(path):
-            return None
-        files.add(path)
-    return sorted(files)
-
-
 def trained_model_path(run):
     """Where the model that ``run`` (a :class:`recbole_tmcdr.quick_start.Run`) trains is stored, computed BEFORE it
     trains (a loader may reorder the rows it fingerprints); None for a router (never a candidate, so nothing would
     read it) and when its code cannot be keyed (logged)."""
-    from recbole_tmcdr.benchmark.spec import code_sha
+    from recbole_tmcdr.benchmark.spec import code_sha, own_sources
     from recbole_tmcdr.model.k_router import KRouter
     if isinstance(run.model, KRouter):
         return None

@@ -125,6 +125,17 @@ def test_benchmark_spec_imports(tmp_path, own_model_module):
     assert 'user_code' not in run_inputs(scenario, 'EMCDR_MF', str(tmp_path))
 
 
+
+def test_a_model_without_a_source_file_is_never_reused(registry_restored, monkeypatch):
+    # a class typed into an interpreter: inspect finds no file, so resume cannot compare its code (before: OSError)
+    monkeypatch.delattr(sys.modules['__main__'], '__file__', raising=False)  # as in an interactive session
+    namespace = {}
+    exec('from recbole_tmcdr import register_model\nfrom recbole_tmcdr.model.emcdr import EMCDR\n'
+         '@register_model()\nclass EMCDRTyped(EMCDR):\n    pass\n', {'__name__': '__main__'}, namespace)
+    scenario = resolve_scenario('ml_genre')
+    first, second = (run_inputs(scenario, 'EMCDRTyped', '.')['user_code'] for _ in range(2))
+    assert first != second and first[0].startswith('no source file, never reused')
+
 # ----- the README section, as written
 def readme_blocks(title):
     """(language, code) of the fenced blocks of a README section."""

@@ -30,6 +30,7 @@ import copy
 import hashlib
 import json
 import os
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -328,16 +329,20 @@ def own_classes(classes):
     return [base for cls in classes for base in cls.__mro__ if base.__module__.split('.')[0] not in TOOLKIT_PACKAGES]
 
 
-def user_model_sources(model):
-    """Source files of the model's own classes (:func:`own_classes`); a class without a file (typed into an
-    interpreter) has none."""
+def own_sources(classes):
+    """Source files of :func:`own_classes`; None when one has no file (typed into an interpreter): such code
+    cannot be keyed by its content."""
     import inspect
-    from recbole_tmcdr.registry import MODELS
     files = set()
-    for cls in own_classes([MODELS.get(model)]):
-        with contextlib.suppress(TypeError):
-            files.add(inspect.getsourcefile(cls))
-    return sorted(files - {None})
+    for cls in own_classes(classes):
+        try:
+            path = inspect.getsourcefile(cls)
+        except (TypeError, OSError):
+            path = None
+        if path is None or not os.path.isfile(path):
+            return None
+        files.add(path)
+    return sorted(files)
 
 
 def run_inputs(scenario, model, raw_data_path):
@@ -346,7 +351,10 @@ def run_inputs(scenario, model, raw_data_path):
     from recbole_tmcdr.config import plugin_yaml_files
     inputs = {'model_yaml': [file_sha(f) for f in plugin_yaml_files(model)],
               'raw_data': raw_data_sha(scenario, raw_data_path), 'code': code_sha()}
-    user_sources = user_model_sources(model)
-    if user_sources:  # only then: the hashes of the plugin's own models stay as they were
+    from recbole_tmcdr.registry import MODELS
+    user_sources = own_sources([MODELS.get(model)])
+    if user_sources is None:  # code without a file: a finished run of it can never be shown to be current
+        inputs['user_code'] = [f'no source file, never reused ({uuid.uuid4().hex})']
+    elif user_sources:  # only then: the hashes of the plugin's own models stay as they were
         inputs['user_code'] = [file_sha(f) for f in user_sources]
     return inputs
