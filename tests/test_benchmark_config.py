@@ -83,3 +83,20 @@ def test_only_runs_a_model_on_its_scenarios_and_the_report_does_not_miss_the_res
         with pytest.raises(SpecError, match=message):
             BenchmarkSpec(scenarios=[str(tiny_scenario), str(other)], models=['TargetPop', 'ContentGenre'],
                           only=only).validate()
+
+
+def test_a_command_line_subset_of_a_spec_with_only(tiny_scenario, tmp_path):
+    # --models / --scenarios narrow a spec whose `only` names the others: before, "only: 'ContentGenre' is not one
+    # of the spec's models" stopped e.g. `--models MeLU` on the cold-to-warm spec
+    import pytest
+    from recbole_tmcdr.benchmark.spec import SpecError
+    other = scenario_with(tiny_scenario, tmp_path, 'tiny_other')
+    spec = BenchmarkSpec(scenarios=[str(tiny_scenario), str(other)], models=['TargetPop', 'ContentGenre'],
+                         seeds=[0], lr_search=False, only={'ContentGenre': [str(other)]})
+    assert spec.updated(models=['TargetPop']).validate().only == {}
+    narrowed = spec.updated(scenarios=[str(tiny_scenario)]).validate()
+    assert narrowed.only == {'ContentGenre': ['tiny_other']} and 'narrowed_from' not in narrowed.as_dict()
+    assert [t['run_id'] for t in runner.plan(narrowed, str(tmp_path / 'bench'), str(tmp_path / 'cache'))] == [
+        'tiny/TargetPop/seed0']  # ContentGenre runs on none of the selected scenarios
+    with pytest.raises(SpecError, match="only: 'EMCDR_MF' is not one of the spec's models"):  # typos still caught
+        spec.updated(only={'EMCDR_MF': [str(other)]}, models=['TargetPop']).validate()

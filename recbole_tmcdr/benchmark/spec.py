@@ -135,6 +135,8 @@ class BenchmarkSpec:
     force: bool = False
     title: str = None   # report only: neither field changes a result
     notes: str = None
+    # set by updated(): the spec's own models / scenarios a command line narrowed (not a field of a spec file)
+    narrowed_from: dict = field(default_factory=dict, repr=False, compare=False)
 
     FIELDS = ('scenarios', 'models', 'imports', 'seeds', 'overrides', 'config_files', 'jobs', 'threads',
               'lr_search', 'search_space', 'kshot', 'only', 'cache_dir', 'out', 'ray_address', 'force', 'title',
@@ -167,6 +169,8 @@ class BenchmarkSpec:
         for key, value in fields.items():
             if value is None:
                 continue
+            if key in ('models', 'scenarios'):  # a subset of the spec's: `only` may still name the others
+                spec.narrowed_from.setdefault(key, list(getattr(self, key)))
             if key == 'overrides':
                 spec.overrides.update(value)
             elif key == 'imports':
@@ -198,8 +202,10 @@ class BenchmarkSpec:
             raise SpecError(str(error)) from error
         for model in self.models:
             check_model(model)
-        labels = {str(s): resolve_scenario(s).label for s in self.scenarios}
-        self.only = {model: self._only_labels(model, names, labels) for model, names in (self.only or {}).items()}
+        scenarios = self.scenarios + [s for s in self.narrowed_from.get('scenarios', []) if s not in self.scenarios]
+        labels = {str(s): resolve_scenario(s).label for s in scenarios}
+        self.only = {model: self._only_labels(model, names, labels) for model, names in (self.only or {}).items()
+                     if model in self.models or model not in self.narrowed_from.get('models', [])}
         for model in self.search_space or {}:
             check_model(model)
         if self.jobs is not None and int(self.jobs) < 1:
@@ -224,7 +230,7 @@ class BenchmarkSpec:
         return model not in self.only or label in self.only[model]
 
     def as_dict(self):
-        return asdict(self)
+        return {key: value for key, value in asdict(self).items() if key != 'narrowed_from'}
 
 
 def _relative_to(base, value, must_exist=False):
