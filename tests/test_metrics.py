@@ -17,7 +17,7 @@ from recbole.evaluator import Collector, Evaluator
 from recbole.evaluator import register as recbole_register
 
 import recbole_tmcdr
-from recbole_tmcdr.metrics import PLUGIN_METRICS, UAUC
+from recbole_tmcdr.metrics import PLUGIN_METRICS, UAUC, RankCollector
 from conftest import fast_config
 
 NEG_INF = float('-inf')
@@ -124,18 +124,20 @@ def test_uauc_metric_info_known_answer():
 
 # ----- RecBole's Collector + Evaluator on a hand-made score matrix ---------------------------------------
 
-def _evaluate_scores(scores, positives, metrics, topk):
-    """Run RecBole's Collector and Evaluator on a (users x items) score matrix, as the Trainer does."""
+def _evaluate_scores(scores, positives, metrics, topk, collector_class=Collector):
+    """Run RecBole's Collector (or the plugin's) and Evaluator on a (users x items) score matrix, as the Trainer
+    does."""
     config = {'metrics': metrics, 'topk': topk, 'eval_args': {'mode': 'uni100'}, 'device': torch.device('cpu'),
               'metric_decimal_place': 6}
-    collector = Collector(config)
+    collector = collector_class(config)
     positive_u = torch.tensor([u for u, items in enumerate(positives) for _ in items])
     positive_i = torch.tensor([i for items in positives for i in items])
     collector.eval_batch_collect(torch.tensor(scores, dtype=torch.float), None, positive_u, positive_i)
     return Evaluator(config).evaluate(collector.get_data_struct())
 
 
-def test_collector_known_answer_sampled_layout():
+@pytest.mark.parametrize('collector_class', [Collector, RankCollector])
+def test_collector_known_answer_sampled_layout(collector_class):
     # 3 users x 12 item columns laid out as RecBole's sampled evaluation does: a user's candidates hold
     # scores, every other column (incl. the padding column 0) is -inf. The -inf columns must not count:
     # RecBole's user_len is the number of finite scores.
@@ -160,7 +162,7 @@ def test_collector_known_answer_sampled_layout():
     # NDCG@3:  A: 0.630930 / 1.630930 = 0.386853;  B: 1;  C: 0.386853  -> mean 0.591235
     # Recall@3: A 1/2, B 1, C 1/2 -> 0.666667;  Recall@10 = Hit@3 = Hit@10 = 1
     # MRR (@3 and @10): A 1/2, B 1, C 1/2 -> 0.666667
-    result = _evaluate_scores(scores, positives, RANKING_METRICS, topk=[3, 10])
+    result = _evaluate_scores(scores, positives, RANKING_METRICS, topk=[3, 10], collector_class=collector_class)
     expected = {'uauc': 0.569444, 'gauc': 0.483333, 'ndcg@3': 0.591235, 'ndcg@10': 0.743105,
                 'recall@3': 0.666667, 'recall@10': 1.0, 'hit@3': 1.0, 'hit@10': 1.0,
                 'mrr@3': 0.666667, 'mrr@10': 0.666667}
@@ -169,12 +171,14 @@ def test_collector_known_answer_sampled_layout():
         assert float(result[name]) == pytest.approx(value, abs=2e-6), name
 
 
-def test_collector_uauc_with_ties_counts_half():
+@pytest.mark.parametrize('collector_class', [Collector, RankCollector])
+def test_collector_uauc_with_ties_counts_half(collector_class):
     # One user, candidates 1..6 = .7 .5 .5 .3 .2 .1, positives {2 (tied with the negative 3), 6}.
     # Average ranks: 1, 2.5, 2.5, 4, 5, 6. Item 2 is above negatives 4, 5 and tied with 3 -> 2.5; item 6: 0.
     # AUC = 2.5 / (2 * 4) = 0.3125 (also GAUC, one user).
     x = NEG_INF
-    result = _evaluate_scores([[x, .7, .5, .5, .3, .2, .1, x, x, x, x]], [[2, 6]], ['UAUC', 'GAUC'], topk=[10])
+    result = _evaluate_scores([[x, .7, .5, .5, .3, .2, .1, x, x, x, x]], [[2, 6]], ['UAUC', 'GAUC'], topk=[10],
+                              collector_class=collector_class)
     assert result['uauc'] == pytest.approx(0.3125)
     assert float(result['gauc']) == pytest.approx(0.3125)
 
@@ -187,6 +191,37 @@ def test_uauc_equals_gauc_when_every_user_has_one_positive():
     result = _evaluate_scores(scores.tolist(), positives, ['UAUC', 'GAUC'], topk=[5])
     assert result['uauc'] == pytest.approx(float(result['gauc']), abs=1e-6)
 
+
+
+@pytest.mark.filterwarnings('ignore:invalid value encountered in divide:RuntimeWarning')  # recall, no positives
+@pytest.mark.parametrize('ties', [False, True])
+def test_rank_collector_equals_recboles_collector(ties):
+    # the plugin's collector ranks without sorting item indices; its rec.meanrank must be RecBole's, value for value:
+    # ties, masked (-inf) history, a user without positives, several batches, and a batch without any positive
+    config = {'metrics': RANKING_METRICS, 'topk': [10], 'eval_args': {'mode': 'full'}, 'device': torch.device('cpu'),
+              'metric_decimal_place': 6}
+    generator = torch.Generator().manual_seed(int(ties))
+    collectors = Collector(config), RankCollector(config)
+    for n_users in (9, 5, 4):
+        scores = (torch.randint(0, 4, (n_users, 40), generator=generator).float() if ties
+                  else torch.randn(n_users, 40, generator=generator))
+        scores[:, 0] = NEG_INF
+        scores[torch.rand(n_users, 40, generator=generator) < 0.2] = NEG_INF
+        positive_u = torch.arange(n_users).repeat_interleave(torch.randint(0, 6, (n_users,), generator=generator))
+        positive_u = positive_u[positive_u != 1]  # user 1 has none
+        positive_i = torch.randint(1, 40, (len(positive_u),), generator=generator)
+        scores[positive_u, positive_i] = torch.randint(0, 4, (len(positive_u),), generator=generator).float()
+        for collector in collectors:
+            collector.eval_batch_collect(scores.clone(), None, positive_u, positive_i)
+    empty = torch.zeros(0, dtype=torch.long)
+    for collector in collectors:
+        collector.eval_batch_collect(torch.randn(3, 40, generator=generator), None, empty, empty)
+    recbole_data, plugin_data = (c.get_data_struct() for c in collectors)
+    recbole_rows, plugin_rows = recbole_data.get('rec.meanrank'), plugin_data.get('rec.meanrank')
+    assert torch.equal(recbole_rows, plugin_rows) and recbole_rows.dtype == plugin_rows.dtype
+    assert recbole_rows[:, 2].sum() > 0 and (recbole_rows[:, 2] == 0).any()  # positives, and users without any
+    recbole_result, plugin_result = (dict(Evaluator(config).evaluate(data)) for data in (recbole_data, plugin_data))
+    assert plugin_result == pytest.approx(recbole_result, rel=0, abs=0, nan_ok=True)  # recall: nan without positives
 
 # ----- a full evaluation of a fixed scorer (TargetPop) on the hand-written scenario ----------------------
 

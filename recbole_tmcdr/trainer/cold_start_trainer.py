@@ -25,6 +25,7 @@ from recbole_cdr.utils import train_mode2state
 
 from recbole_tmcdr.cache import TensorCache, atomic_torch_save, stable_key
 from recbole_tmcdr.config import default_cache_dir
+from recbole_tmcdr.metrics import RankCollector
 from recbole_tmcdr.data.triplets import TripletLoader
 from recbole_tmcdr.model.cold_start_recommender import WARM_USER_FIELD
 from recbole_tmcdr import progress
@@ -84,6 +85,7 @@ class ColdStartTrainer(CrossDomainTrainer):
     def __init__(self, config, model):
         super().__init__(config, model)
         self.pretrain_cache = TensorCache(os.path.join(config['cache_dir'] or default_cache_dir(), 'pretrained'))
+        self.eval_collector = RankCollector(config)  # GAUC/UAUC without sorting every user's item scores
         self.best_state = None
         self.phase_steps = 0     # optimizer steps of the current phase (for the bridge: outer steps)
         self.bridge_history = []  # per validated bridge epoch: stage, epoch, loss, valid score, steps (+ diagnostics)
