@@ -65,9 +65,17 @@ def mean_rank(scores, positive_u, positive_i):
     + 1) / 2, as in ``Collector._average_rank``; both counts come from placing the positives in the row's sorted
     scores (``searchsorted``), which skips RecBole's index gather and its average rank of every item. The
     candidates are the scores above the row's minimum (RecBole's ``argmin`` of the sorted row: the masked history
-    and padding sit at -inf). Rank sums accumulate in float64 (RecBole's in float32)."""
+    and padding sit at -inf). Rank sums accumulate in float64 and are rounded once (RecBole adds in float32: above
+    2^23 its sums can be off by a few units, ~1e-8 of an AUC). NaN scores are an error (RecBole ranks them
+    arbitrarily)."""
     n_users, n_items = scores.shape
     device = scores.device
+    if torch.isnan(scores).any():  # RecBole's sort would rank NaN anywhere, and its AUC could exceed 1
+        raise ValueError(f'The model scored {int(torch.isnan(scores).any(dim=1).sum())} of {n_users} evaluated users '
+                         'with NaN: ranking metrics would be meaningless. Check its embeddings and learning rate.')
+    if len(positive_i) and not (0 <= int(positive_i.min()) and int(positive_i.max()) < n_items):
+        raise IndexError(f'Positive item ids must lie in [0, {n_items}); got {int(positive_i.min())}..'
+                         f'{int(positive_i.max())}.')
     pairs = torch.unique(positive_u.to(device, torch.long) * n_items + positive_i.to(device, torch.long))
     users, items = pairs // n_items, pairs % n_items
     n_positive = torch.bincount(users, minlength=n_users)
@@ -83,7 +91,9 @@ def mean_rank(scores, positive_u, positive_i):
     used = torch.arange(width, device=device) < n_positive[:, None]
     rank_sum = torch.where(used, ranks.double(), torch.zeros((), dtype=torch.float64, device=device)).sum(dim=1)
     n_candidates = (scores > ascending[:, :1]).sum(dim=1)
-    return torch.stack([rank_sum, n_candidates.double(), n_positive.double()], dim=1).to(scores.dtype)
+    # RecBole's rows are float32 (float64 for float64 scores); rank sums need more than half precision
+    return torch.stack([rank_sum, n_candidates.double(), n_positive.double()], dim=1).to(
+        torch.promote_types(scores.dtype, torch.float32))
 
 
 class RankCollector(Collector):
@@ -93,9 +103,10 @@ class RankCollector(Collector):
     def eval_batch_collect(self, scores_tensor, interaction, positive_u, positive_i):
         if not self.register.need('rec.meanrank'):
             return super().eval_batch_collect(scores_tensor, interaction, positive_u, positive_i)
-        self.data_struct.update_tensor('rec.meanrank', mean_rank(scores_tensor, positive_u, positive_i))
+        rows = mean_rank(scores_tensor, positive_u, positive_i)  # first: an error leaves the collector as it was
         setattr(self.register, 'rec.meanrank', False)  # RecBole's branch skipped for this batch only
         try:
-            return super().eval_batch_collect(scores_tensor, interaction, positive_u, positive_i)
+            super().eval_batch_collect(scores_tensor, interaction, positive_u, positive_i)
         finally:
             setattr(self.register, 'rec.meanrank', True)
+        self.data_struct.update_tensor('rec.meanrank', rows)

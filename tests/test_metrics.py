@@ -258,3 +258,22 @@ def test_registering_uauc_only_adds_it_to_recbole_tables():
     assert inspect.getmodule(recbole_register.metrics_dict['gauc']).__name__ == 'recbole.evaluator.metrics'
     recbole_tmcdr.metrics.register_metrics()  # idempotent
     assert set(recbole_register.metrics_dict) - set(classes) == {'uauc'}
+
+
+def test_rank_collector_edges():
+    from recbole_tmcdr.metrics import mean_rank
+    config = {'metrics': ['UAUC', 'GAUC', 'NDCG'], 'topk': [3], 'eval_args': {'mode': 'full'},
+              'device': torch.device('cpu'), 'metric_decimal_place': 6}
+    scores = torch.tensor([[NEG_INF, .5, .4, .3, .1], [NEG_INF, .9, .8, .7, .6]])
+    positive_u, positive_i = torch.tensor([0, 1]), torch.tensor([2, 4])
+    collector = RankCollector(config)
+    with pytest.raises(ValueError, match='scored 1 of 2 evaluated users with NaN'):  # RecBole ranks NaN anywhere
+        collector.eval_batch_collect(torch.where(scores == .8, float('nan'), scores), None, positive_u, positive_i)
+    with pytest.raises(IndexError, match=r'Positive item ids must lie in \[0, 5\); got 2..5'):
+        collector.eval_batch_collect(scores, None, positive_u, torch.tensor([2, 5]))
+    collector.eval_batch_collect(scores, None, positive_u, positive_i)  # the failed batches left nothing behind
+    data = collector.get_data_struct()
+    assert data.get('rec.meanrank').tolist() == [[2.0, 4.0, 1.0], [4.0, 4.0, 1.0]] and len(data.get('rec.topk')) == 2
+    # half-precision scores: float32 rows, as RecBole's (a float16 rank sum overflows)
+    half = torch.rand(2, 70000).half()
+    assert mean_rank(half, torch.tensor([0, 1]), torch.tensor([3, 4])).dtype == torch.float32
