@@ -111,6 +111,16 @@ def test_bold_best_floors_first_and_negative_transfer():
     assert 'EMCDR_MFori' in text and 'TargetPop' in text and 'EMCDR_MF ' not in text
 
 
+
+def test_a_scenario_with_only_its_floors_finished_claims_nothing_about_transfer():
+    # a spec still running: before, "every transfer model has a mean AUC above the floor" with no transfer model
+    lines, _ = fabricated([0.821, 0.829, 0.812])
+    lines += [record('u', model, seed, 0.7, 0.2) for model in ('TargetPop', 'BPR') for seed in range(3)]
+    agg = report_mod.aggregate(lines)
+    text = report_mod.negative_transfer_text(agg)
+    assert '- u: no transfer model finished yet: nothing to compare with the floor' in text
+    assert report_mod.verdict_summary(agg).splitlines()[-1] == '- **u** (3 seeds): no compared pair run.'
+
 def test_every_target_only_model_is_a_labelled_floor():
     lines, _ = fabricated([0.821, 0.829, 0.812])
     # LightGCN uses no source data: a floor like TargetPop, and here the highest one (0.75 > EMCDR_MFori 0.69

@@ -198,7 +198,7 @@ def verdict_summary(agg):
             if c.scenario == scenario:
                 pairs.setdefault(f'{c.tmcdr} vs {c.baseline}', []).append(_pair_verdict(c))
         parts = [f'{pair}: {", ".join(verdicts)}' for pair, verdicts in pairs.items()] or ['no compared pair run']
-        if agg.floors.get(scenario):
+        if agg.floors.get(scenario) and any(not is_target_only(m) for m in agg.models_in(scenario)):
             flagged = [m for m in agg.models_in(scenario) if agg.flagged(scenario, m)]
             floor = max(agg.floors[scenario], key=lambda item: item[1])[0]
             parts.append(f'negative transfer (below {floor}, one-sided, Holm): '
@@ -217,6 +217,9 @@ def negative_transfer_text(agg):
                              'negative transfer not checked; add TargetPop to the models.')
             continue
         floor, floor_auc = max(agg.floors[scenario], key=lambda item: item[1])
+        if not any(not is_target_only(m) for m in agg.models_in(scenario)):  # e.g. a spec still running
+            lines.append(f'- {scenario}: no transfer model finished yet: nothing to compare with the floor {floor}.')
+            continue
         entries = [entry for entry in agg.floor_tests.get(scenario, [])
                    if entry[1] <= floor_auc or entry[-1].significant]
         if not entries:
