@@ -121,6 +121,17 @@ def test_a_scenario_with_only_its_floors_finished_claims_nothing_about_transfer(
     assert '- u: no transfer model finished yet: nothing to compare with the floor' in text
     assert report_mod.verdict_summary(agg).splitlines()[-1] == '- **u** (3 seeds): no compared pair run.'
 
+
+def test_selected_hyperparameters_name_each_trials_values():
+    from recbole_tmcdr.benchmark.run_sections import hyperparameter_section
+    trials = [{'params': {'learning_rate': lr, 'meta_inner_lr': lam}, 'valid_score': score}
+              for (lr, lam), score in zip([(0.001, 0.1), (0.001, 1.0), (0.01, 0.1), (0.01, 1.0)], [.1, .2, .3, None])]
+    agg = report_mod.aggregate([record('s', 'TMCDR_MF', 0, .7, .3, trials=trials,
+                                       chosen={'learning_rate': 0.01, 'meta_inner_lr': 0.1})])
+    row = table_rows(hyperparameter_section(agg))['s']
+    assert ('| learning_rate=0.01, meta_inner_lr=0.1 | ndcg@10 by learning_rate/meta_inner_lr: 0.001/0.1 → 0.1000, '
+            '0.001/1.0 → 0.2000, 0.01/0.1 → 0.3000, 0.01/1.0 → – |') in row
+
 def test_every_target_only_model_is_a_labelled_floor():
     lines, _ = fabricated([0.821, 0.829, 0.812])
     # LightGCN uses no source data: a floor like TargetPop, and here the highest one (0.75 > EMCDR_MFori 0.69

@@ -62,11 +62,13 @@ def hyperparameter_section(agg):
     searched = agg.runs[[len(r.get('trials') or []) > 1 for r in agg.runs['record']]]
     rows = []
     for record in searched.sort_values(['scenario', 'model', 'seed'])['record']:
-        scores = ', '.join('–' if t.get('valid_score') is None else f"{t['valid_score']:.4f}"
-                           for t in record['trials'])
+        trials = record['trials']
+        keys = list((trials[0].get('params') or {}).keys())
+        scores = ', '.join('/'.join(str((t.get('params') or {}).get(k)) for k in keys) + ' → '
+                           + ('–' if t.get('valid_score') is None else f"{t['valid_score']:.4f}") for t in trials)
         rows.append([record['scenario'], record['model'], record['seed'],
                      ', '.join(f'{k}={v}' for k, v in (record.get('chosen') or {}).items()) or '(defaults)',
-                     f"{record.get('valid_metric', 'valid')}: {scores}"])
+                     f"{record.get('valid_metric', 'valid')} by {'/'.join(keys)}: {scores}"])
     if not rows:
         return None
     return rows_table(['scenario', 'model', 'seed', 'chosen (on cold validation)', 'validation score per trial'], rows)
