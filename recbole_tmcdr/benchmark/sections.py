@@ -210,14 +210,14 @@ def verdict_summary(agg):
 def negative_transfer_text(agg):
     lines = []
     for scenario in agg.scenarios:
+        transfer = [m for m in agg.models_in(scenario) if not is_target_only(m)]
         if not agg.floors.get(scenario):
-            transfer = [m for m in agg.models_in(scenario) if not is_target_only(m)]
             if transfer:
                 lines.append(f'- {scenario}: no target-only floor was run ({", ".join(FLOOR_MODELS)}): '
                              'negative transfer not checked; add TargetPop to the models.')
             continue
         floor, floor_auc = max(agg.floors[scenario], key=lambda item: item[1])
-        if not any(not is_target_only(m) for m in agg.models_in(scenario)):  # e.g. a spec still running
+        if not transfer:  # e.g. a spec still running
             lines.append(f'- {scenario}: no transfer model finished yet: nothing to compare with the floor {floor}.')
             continue
         entries = [entry for entry in agg.floor_tests.get(scenario, [])

@@ -25,7 +25,6 @@ A spec comes from a YAML file (``--spec``), the command line, or both (the comma
     notes: ~                              # Markdown printed under the title (what the run is and is not)
 """
 
-import contextlib
 import copy
 import hashlib
 import json
