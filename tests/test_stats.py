@@ -97,3 +97,34 @@ def test_cost_section_separates_pretraining_and_says_when_it_was_reused():
              record('s', 'TMCDR_MF', 1, 0.8, 0.3, trials=[{'params': {}, 'valid_score': 0.3, 'phases': cached}])]
     row = table_rows(report_mod.cost_section(report_mod.aggregate(lines)))['s']
     assert [c.strip() for c in row.split('|')[6:9]] == ['25', '6', '1 of 2']
+
+
+def test_variants_have_their_own_family_and_never_stand_in_for_tmcdr():
+    lines = []
+    for seed in range(3):
+        lines += [record('s', 'TargetPop', seed, 0.70, 0.20),
+                  record('s', 'EMCDR_BPR', seed, 0.80 + 0.01 * seed, 0.30 + 0.01 * seed),
+                  record('s', 'TMCDR_BPR', seed, 0.70 + 0.012 * seed, 0.20 + 0.011 * seed),
+                  record('s', 'TMCDRAdapted_BPR', seed, 0.90 + 0.001 * seed, 0.40 + 0.002 * seed),
+                  record('s', 'TMCDRPaperStep_BPR', seed, 0.71 + 0.011 * seed, 0.21 + 0.012 * seed)]
+    agg = report_mod.aggregate(lines)
+    # the headline family: TMCDR_BPR against the best other (EMCDR_BPR) and in its pair; the variants are neither
+    # the baseline nor tested against it, however high they score
+    assert set(agg.tests) == {('s', 'TMCDR_BPR')} and agg.baselines['s'] == 'EMCDR_BPR'
+    assert {(c.tmcdr, c.baseline) for c in agg.comparisons} == {('TMCDR_BPR', 'EMCDR_BPR')}
+    pairs = {(c.tmcdr, c.baseline, c.key): c.test for c in agg.variant_comparisons}
+    assert set(pairs) == {(v, b, k) for v in ('TMCDRAdapted_BPR', 'TMCDRPaperStep_BPR')
+                          for b in ('TMCDR_BPR', 'EMCDR_BPR') for k in ('uauc', 'ndcg@10')}
+    tested = [t for t in pairs.values() if t.p is not None]
+    smallest = min(tested, key=lambda t: t.p)
+    assert smallest.p_holm == pytest.approx(min(1.0, len(tested) * smallest.p))  # Holm over the variants only
+    headline = agg.test('s', 'TMCDR_BPR', 'uauc')
+    assert headline.p_holm == pytest.approx(min(1.0, headline.p))  # one test in its family: unaffected
+    rows = table_rows(report_mod.main_table(agg))
+    assert 'TMCDRAdapted_BPR (beyond the paper)' in rows and 'TMCDRPaperStep_BPR (ablation)' in rows
+    assert '\\*' not in rows['TMCDRAdapted_BPR (beyond the paper)']
+    markdown = report_mod.render_markdown(agg)
+    assert '## Variants of TMCDR' in markdown and 'TMCDRAdapted_BPR (beyond the paper, of TMCDR_BPR)' in markdown
+    assert ('variants of TMCDR (own Holm family): TMCDRAdapted_BPR above TMCDR_BPR on AUC, NDCG@10; '
+            'TMCDRAdapted_BPR above EMCDR_BPR on AUC, NDCG@10; TMCDRPaperStep_BPR above TMCDR_BPR') in markdown
+    assert '- s: TMCDRAdapted_BPR above TMCDR_BPR on AUC, NDCG@10;' in markdown

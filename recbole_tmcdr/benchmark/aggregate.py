@@ -4,8 +4,8 @@
 categories in report order), summarises each scenario x model x metric over seeds (mean and 95% CI,
 :func:`~.stats.summarize`), and makes the paired tests the report draws conclusions from: each ``TMCDR_*`` model
 against the best other non-TMCDR model of its scenario and in the paper's pairs (:data:`COMPARED_PAIRS`), one
-Holm family; every transfer model against the best target-only floor (one-sided), another.
-:func:`history_frame`: the bridge stage's per-epoch history of every run; :func:`training_curves`: its
+Holm family; every transfer model against the best target-only floor (one-sided), another; TMCDR's variants
+(:data:`VARIANT_KINDS`) against TMCDR_X and its baselines, a third. :func:`history_frame`: the bridge stage's per-epoch history of every run; :func:`training_curves`: its
 validation score per epoch, mean over seeds.
 """
 
@@ -25,6 +25,11 @@ TESTED_PREFIX = 'TMCDR'
 BASE_MODELS = ('MF', 'BPR', 'ListRankMF', 'CML')
 # (baseline, TMCDR model) pairs the paper compares: EMCDR_X vs TMCDR_X, and SSCDR vs TMCDR_CML (its Figure 1).
 COMPARED_PAIRS = tuple((f'EMCDR_{base}', f'TMCDR_{base}') for base in BASE_MODELS) + (('SSCDR', 'TMCDR_CML'),)
+# TMCDR's own variants, by name prefix: TMCDRAdapted_X scores cold users with theta' (beyond the paper) and
+# TMCDRPaperStep_X takes the paper's literal inner step (an ablation). Each is compared with TMCDR_X and with
+# TMCDR_X's baselines in a Holm family of its own, so that it never stands in for, nor weighs on, the paper's
+# comparison.
+VARIANT_KINDS = {'TMCDRAdapted': 'beyond the paper', 'TMCDRPaperStep': 'ablation'}
 # Target-only models of the plugin (no transfer), if the registry cannot be asked.
 _TARGET_ONLY_FALLBACK = frozenset({'TargetPop', 'Pop', 'BPR', 'ItemKNN', 'EASE', 'LightGCN', 'NeuMF', 'MultiVAE',
                                    'NGCF'})
@@ -43,6 +48,17 @@ def is_target_only(model):
     return model in _TARGET_ONLY_FALLBACK
 
 
+def variant_of(model):
+    """``TMCDR_X`` for a variant ``TMCDRAdapted_X`` / ``TMCDRPaperStep_X`` (:data:`VARIANT_KINDS`), else None."""
+    prefix, _, base = model.partition('_')
+    return f'TMCDR_{base}' if prefix in VARIANT_KINDS and base else None
+
+
+def variant_kind(model):
+    """'beyond the paper' / 'ablation' for a TMCDR variant, else None."""
+    return VARIANT_KINDS[model.partition('_')[0]] if variant_of(model) else None
+
+
 @dataclass
 class Aggregate:
     records: list
@@ -57,6 +73,8 @@ class Aggregate:
                                                      # of every transfer model against the best floor
     floors: dict = field(default_factory=dict)       # scenario -> [(floor model, mean auc)]
     comparisons: list = field(default_factory=list)  # PairComparison of COMPARED_PAIRS
+    variant_comparisons: list = field(default_factory=list)  # PairComparison of each variant with TMCDR_X and its
+                                                             # baselines (a Holm family of their own)
     stale: list = field(default_factory=list)        # (scenario, model, seed) left out: inputs changed since
     stale_checked: bool = False                      # whether the runs' inputs were compared with the current ones
     outside_spec: int = 0                            # finished runs left out because the spec no longer plans them
@@ -142,18 +160,21 @@ def aggregate(records, metrics=METRICS, scenario_order=None, model_order=None):
         c.test = family.setdefault((c.scenario, c.tmcdr, c.baseline, c.key), c.test)
     adjust_family(family.values())
     adjust_family(entry[-1] for entries in agg.floor_tests.values() for entry in entries)
+    agg.variant_comparisons = variant_comparisons(agg, metrics)
+    adjust_family(c.test for c in agg.variant_comparisons)
     return agg
 
 
 def _test_scenario(agg, scenario, metrics):
-    """The paired tests of one scenario: each TMCDR model against the best other model by mean AUC, and every
-    transfer model (the family must not depend on the outcome) against the best target-only floor, one-sided."""
+    """The paired tests of one scenario: each TMCDR model (not its variants) against the best other non-TMCDR model
+    by mean AUC, and every transfer model (the family must not depend on the outcome) against the best target-only
+    floor, one-sided."""
     auc = metrics[0][1]
     means = {m: agg.summary(scenario, m, auc).mean for m in agg.models_in(scenario) if agg.summary(scenario, m, auc)}
     others = [m for m in means if not m.startswith(TESTED_PREFIX)]
     baseline = agg.baselines[scenario] = max(others, key=means.get) if others else None
     for model in means:
-        if model.startswith(TESTED_PREFIX) and baseline is not None:
+        if model.startswith(TESTED_PREFIX) and variant_of(model) is None and baseline is not None:
             entry = agg.tests[(scenario, model)] = {'baseline': baseline}
             for _, key in metrics:
                 a, b = agg.summary(scenario, model, key), agg.summary(scenario, baseline, key)
@@ -216,18 +237,36 @@ class PairComparison:
                 f'Δ {self.test.ci_text()}, Holm p {fmt_p(self.test.p_holm)})')
 
 
+def _compared(agg, scenario, model, baseline, metrics):
+    """PairComparison rows of ``model`` against ``baseline`` on ``scenario``, a row per metric both have."""
+    rows = []
+    for name, key in metrics:
+        ours, theirs = agg.summary(scenario, model, key), agg.summary(scenario, baseline, key)
+        if ours is not None and theirs is not None:
+            rows.append(PairComparison(scenario, model, baseline, name, key, ours.mean, theirs.mean,
+                                       paired_test(ours.by_seed, theirs.by_seed)))
+    return rows
+
+
 def pair_comparisons(agg, metrics=METRICS):
     """Every run pair of ``COMPARED_PAIRS`` on every scenario and metric, as PairComparison rows (their tests are
     Holm-adjusted by :func:`aggregate`)."""
-    comparisons = []
+    return [c for scenario in agg.scenarios for baseline, tmcdr in COMPARED_PAIRS
+            for c in _compared(agg, scenario, tmcdr, baseline, metrics)]
+
+
+def variant_comparisons(agg, metrics=METRICS):
+    """Each TMCDR variant that was run against its TMCDR_X, then against TMCDR_X's baselines in ``COMPARED_PAIRS``
+    (EMCDR_X; SSCDR for CML), per scenario and metric (Holm-adjusted as one family by :func:`aggregate`)."""
+    rows = []
     for scenario in agg.scenarios:
-        for baseline, tmcdr in COMPARED_PAIRS:
-            for name, key in metrics:
-                ours, theirs = agg.summary(scenario, tmcdr, key), agg.summary(scenario, baseline, key)
-                if ours is not None and theirs is not None:
-                    comparisons.append(PairComparison(scenario, tmcdr, baseline, name, key, ours.mean, theirs.mean,
-                                                      paired_test(ours.by_seed, theirs.by_seed)))
-    return comparisons
+        for model in agg.models_in(scenario):
+            reference = variant_of(model)
+            if reference is None:
+                continue
+            for other in [reference] + [baseline for baseline, tmcdr in COMPARED_PAIRS if tmcdr == reference]:
+                rows += _compared(agg, scenario, model, other, metrics)
+    return rows
 
 
 HISTORY_COLUMNS = ('scenario', 'model', 'seed', 'valid_metric', 'stage', 'epoch', 'position', 'loss', 'valid_score',

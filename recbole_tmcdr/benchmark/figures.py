@@ -151,7 +151,7 @@ def plot_pair_differences(agg, path, metrics=METRICS):
         by_scenario.setdefault(c.scenario, []).append(c)
     if not by_scenario or plt is None:
         return None
-    fig, axes = plt.subplots(len(by_scenario), len(metrics), figsize=(10, 0.5 + 1.9 * len(by_scenario)),
+    fig, axes = plt.subplots(len(by_scenario), len(metrics), figsize=(10, 0.6 + 2.1 * len(by_scenario)),
                              squeeze=False)
     for row, (scenario, comparisons) in enumerate(by_scenario.items()):
         floor = max(agg.floors.get(scenario) or [(None, 0)], key=lambda item: item[1])[0]
@@ -176,7 +176,8 @@ def plot_pair_differences(agg, path, metrics=METRICS):
             ax.set_ylim(-0.6, len(shown) - 0.4)
             ax.invert_yaxis()
             ax.grid(axis='x', alpha=0.3)
-            ax.set_title(f'{scenario}: Δ{name}' + (f' (× = {floor})' if floor else ''), fontsize=9)
+            # Two lines: the panels are narrower than their long y labels, and one line ran off the figure.
+            ax.set_title(f'{scenario}\nΔ{name}' + (f' (× = {floor})' if floor else ''), fontsize=9)
     return _save(plt, fig, path, 'Paired difference to the baseline on cold test users, mean and 95% CI over seeds '
                  '(×: the best target-only floor − the same baseline)', dpi=100)
 

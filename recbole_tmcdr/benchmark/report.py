@@ -12,7 +12,9 @@ Reads ``OUT/results.jsonl`` (the last line of each (scenario, model, seed)) and 
   transfer, where a one-sided paired test (Holm-adjusted over the transfer models) finds a model's test AUC
   below the best target-only floor (``TargetPop``, ``Pop``, ``BPR`` or any other target-only model run). Then
   the p-values, the paper's numbers next to ours where the scenario is one of the paper's, K-shot results,
-  chosen hyperparameters, the bridge stage's epochs and run times.
+  chosen hyperparameters, the bridge stage's epochs and run times. TMCDR's variants (TMCDRAdapted_X beyond the
+  paper, TMCDRPaperStep_X an ablation) are not tested against the best other model: a section compares each with
+  its TMCDR_X and TMCDR_X's baseline, in a Holm family of its own.
 * ``differences.png``: per scenario, the paired difference TMCDR_X - baseline with its 95% CI, and the best
   target-only floor's difference to the same baseline.
 * ``figure1.png``: EMCDR_X vs TMCDR_X (SSCDR vs TMCDR_CML) per scenario, X in MF, BPR, ListRankMF, CML, with
@@ -34,7 +36,7 @@ import pandas as pd
 
 from recbole_tmcdr.benchmark.aggregate import (  # noqa: F401 - the report's API
     BASE_MODELS, COMPARED_PAIRS, FLOOR_MODELS, METRICS, TESTED_PREFIX, Aggregate, PairComparison, Verdict, aggregate,
-    is_target_only, pair_comparisons,
+    is_target_only, pair_comparisons, variant_of,
 )
 from recbole_tmcdr.benchmark.cold_to_warm import cold_to_warm_section
 from recbole_tmcdr.benchmark.results import RESULTS_FILE, latest_records, load_records, run_key
@@ -43,7 +45,7 @@ from recbole_tmcdr.benchmark.run_sections import (  # noqa: F401 - the report's 
 )
 from recbole_tmcdr.benchmark.sections import (  # noqa: F401 - the report's API
     format_summary, kshot_section, main_table, negative_transfer_text, pairs_summary_text, pairs_table,
-    paper_section, tests_table, verdict_summary, write_csv,
+    paper_section, tests_table, variants_text, verdict_summary, write_csv,
 )
 from recbole_tmcdr.benchmark.stats import (  # noqa: F401 - Summary/summarize are part of this module's API
     ALPHA, MIN_PAIRS, PairedTest, Summary, fmt_p as _fmt_p, summarize,
@@ -134,7 +136,9 @@ def render_markdown(agg, figures=None, spec=None):
              f'\\*: paired t-test over seeds (two-sided, at least {MIN_PAIRS} seeds) of a TMCDR model against the '
              f'best other model of the scenario, Holm-adjusted p < {ALPHA}; \\*↓: significantly WORSE than that '
              'model. †: negative transfer (a one-sided paired test, Holm-adjusted, finds the AUC below the best '
-             'target-only floor). "(target-only)": a floor that uses no source data.', '']
+             'target-only floor). "(target-only)": a floor that uses no source data.'
+             + (' "(beyond the paper)", "(ablation)": a variant of TMCDR_X, compared with it in its own section.'
+                if any(variant_of(m) for m in agg.models) else ''), '']
     tests = tests_table(agg)
     parts += ['## Paired t-tests (TMCDR vs the best other model, by mean test AUC)', '',
               tests if tests else 'No TMCDR model with a non-TMCDR baseline in the results.', '']
@@ -142,6 +146,10 @@ def render_markdown(agg, figures=None, spec=None):
     if comparisons:
         parts += [f'## TMCDR_X vs EMCDR_X (paired t-test over seeds, Holm-adjusted p < {ALPHA})', '',
                   pairs_summary_text(comparisons), '', pairs_table(comparisons), '']
+    variants = agg.variant_comparisons
+    if variants:
+        parts += ['## Variants of TMCDR: beyond the paper and ablations (a Holm family of their own)', '',
+                  variants_text(variants, agg.scenarios), '', pairs_table(variants, subject='the variant'), '']
     parts += ['## Negative transfer', '', negative_transfer_text(agg) or 'No scenario.', '']
     parts += ['## Comparison with the paper (Table 1)', '', paper_section(agg), '']
     kshot = kshot_section(agg)

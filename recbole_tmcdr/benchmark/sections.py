@@ -6,7 +6,9 @@ import pandas as pd
 from tabulate import DataRow, TableFormat
 
 from recbole_tmcdr.benchmark import paper
-from recbole_tmcdr.benchmark.aggregate import FLOOR_MODELS, METRICS, Verdict, cell_frame, is_target_only
+from recbole_tmcdr.benchmark.aggregate import (
+    FLOOR_MODELS, METRICS, Verdict, cell_frame, is_target_only, variant_kind, variant_of,
+)
 from recbole_tmcdr.benchmark.stats import ALPHA, MIN_PAIRS, fmt_p
 
 _ROW = DataRow('|', '|', '|')
@@ -41,7 +43,8 @@ def format_summary(summary, digits=4):
 
 
 def _model_label(model):
-    return f'{model} (target-only)' if is_target_only(model) else model
+    kind = 'target-only' if is_target_only(model) else variant_kind(model)
+    return f'{model} ({kind})' if kind else model
 
 
 def main_table(agg, metrics=METRICS):
@@ -128,10 +131,11 @@ def tests_table(agg, metrics=METRICS):
     return rows_table(header, rows)
 
 
-def pairs_table(comparisons, metrics=METRICS):
+def pairs_table(comparisons, metrics=METRICS, subject='TMCDR'):
     """``pair_comparisons`` as a table, a row per scenario and pair: TMCDR_X against EMCDR_X for each base model
     X (and TMCDR_CML against SSCDR, the paper's Figure 1 pair), means over seeds, the paired difference with its
-    95% CI, raw and Holm-adjusted p; None if no pair was run."""
+    95% CI, raw and Holm-adjusted p; None if no pair was run. Also ``variant_comparisons``, whose first model is
+    ``subject``."""
     if not comparisons:
         return None
     frame = pd.DataFrame({'scenario': [c.scenario for c in comparisons],
@@ -147,7 +151,7 @@ def pairs_table(comparisons, metrics=METRICS):
                          [f'{c.tmcdr_mean:.4f} vs {c.baseline_mean:.4f}', *_test_cells(c.test), c.verdict])
     header = ['scenario', 'pair', 'seeds']
     for name, _ in metrics:
-        header += [name, f'Δ{name} [95% CI]', f'p ({name})', f'Holm p ({name})', f'{name}: TMCDR is']
+        header += [name, f'Δ{name} [95% CI]', f'p ({name})', f'Holm p ({name})', f'{name}: {subject} is']
     return rows_table(header, rows)
 
 
@@ -176,7 +180,37 @@ def pairs_summary_text(comparisons):
         quiet = sum(c.verdict == Verdict.NOT_SIGNIFICANT for c in tested)
         lines.append(f'- Not significant: {quiet}.')
     lines += ['', f'Significance is judged on Holm-adjusted p-values (family-wise error {ALPHA}) over the family of '
-                 'every TMCDR test in this report: these pairs and the tests against the best other model.']
+                 'every TMCDR test in this report: these pairs and the tests against the best other model '
+                 '(TMCDR\'s variants, if any, are a family of their own).']
+    return '\n'.join(lines)
+
+
+def _significant_variants(comparisons):
+    """'TMCDRAdapted_BPR above TMCDR_BPR on AUC, NDCG@10' for each variant and reference with a significant
+    difference (Holm over the variants' family), in order of first appearance."""
+    grouped = {}
+    for c in comparisons:
+        if c.verdict in (Verdict.BETTER, Verdict.WORSE):
+            side = 'above' if c.verdict == Verdict.BETTER else 'below'
+            grouped.setdefault(f'{c.tmcdr} {side} {c.baseline}', []).append(c.metric)
+    return [f'{pair} on {", ".join(metrics)}' for pair, metrics in grouped.items()]
+
+
+def variants_text(comparisons, scenarios):
+    """What the variants table says, generated from it: which variant differs significantly (Holm over the
+    variants' own family) from its TMCDR_X or from TMCDR_X's baseline, per scenario."""
+    if not comparisons:
+        return None
+    kinds = dict.fromkeys(f'{c.tmcdr} ({variant_kind(c.tmcdr)}, of {variant_of(c.tmcdr)})' for c in comparisons)
+    tested = sum(c.verdict != Verdict.UNTESTED for c in comparisons)
+    lines = [f'Variants run: {", ".join(kinds)}. Each is compared, paired over seeds, with its TMCDR_X and with '
+             'TMCDR_X\'s baseline in the paper. They are reported beside TMCDR_X, never in its place, and their '
+             f'tests are a Holm family of their own ({tested} tested), so they do not weigh on the comparison above. '
+             f'Significant after Holm (p < {ALPHA}):', '']
+    for scenario in scenarios:
+        found = _significant_variants([c for c in comparisons if c.scenario == scenario])
+        if any(c.scenario == scenario for c in comparisons):
+            lines.append(f'- {scenario}: ' + ('; '.join(found) if found else 'none') + '.')
     return '\n'.join(lines)
 
 
@@ -198,6 +232,10 @@ def verdict_summary(agg):
             if c.scenario == scenario:
                 pairs.setdefault(f'{c.tmcdr} vs {c.baseline}', []).append(_pair_verdict(c))
         parts = [f'{pair}: {", ".join(verdicts)}' for pair, verdicts in pairs.items()] or ['no compared pair run']
+        variants = [c for c in agg.variant_comparisons if c.scenario == scenario]
+        if variants:
+            parts.append('variants of TMCDR (own Holm family): '
+                         + ('; '.join(_significant_variants(variants)) or 'no significant difference'))
         if agg.floors.get(scenario) and any(not is_target_only(m) for m in agg.models_in(scenario)):
             flagged = [m for m in agg.models_in(scenario) if agg.flagged(scenario, m)]
             floor = max(agg.floors[scenario], key=lambda item: item[1])[0]
