@@ -50,17 +50,17 @@ def _zoomed_ylim(ax, lows, highs):
 
 
 def plot_figure1(agg, path, metrics=METRICS):
+    """A row of panels per compared pair (EMCDR_X vs TMCDR_X, SSCDR vs TMCDR_CML), a column per metric, the
+    scenarios side by side in each panel: 1000 px wide whatever the number of pairs."""
     pairs = figure1_pairs(agg)
     plt = _pyplot()
     if not pairs or plt is None:
         return None
-    width_per_pair = max(3.4, 0.9 * len(agg.scenarios) + 1.4)
-    fig, axes = plt.subplots(len(metrics), len(pairs), figsize=(width_per_pair * len(pairs) + 0.6,
-                                                                 2.9 * len(metrics) + 0.5), squeeze=False)
+    fig, axes = plt.subplots(len(pairs), len(metrics), figsize=(10, 0.8 + 2.6 * len(pairs)), squeeze=False)
     width = 0.38
     x = np.arange(len(agg.scenarios))
-    for col, (base, baseline, tmcdr) in enumerate(pairs):
-        for row, (name, key) in enumerate(metrics):
+    for row, (base, baseline, tmcdr) in enumerate(pairs):
+        for col, (name, key) in enumerate(metrics):
             ax = axes[row][col]
             lows, highs = [], []
             for offset, model, color in ((-width / 2, baseline, '#8c8c8c'), (width / 2, tmcdr, '#d62728')):
@@ -73,14 +73,12 @@ def plot_figure1(agg, path, metrics=METRICS):
             _zoomed_ylim(ax, lows, highs)
             ax.set_xticks(x)
             ax.set_xlim(-0.7, len(agg.scenarios) - 0.3)
-            ax.set_xticklabels(agg.scenarios, rotation=20, ha='right', fontsize=8)
+            ax.set_xticklabels(agg.scenarios, fontsize=8)
+            ax.set_title(f'{name}: {baseline} vs {tmcdr}', fontsize=9)
             if col == 0:
-                ax.set_ylabel(name)
-            if row == 0:
-                ax.set_title(f'{base}: {baseline} vs {tmcdr}', fontsize=9)
                 ax.legend(fontsize=7, loc='lower right')
             ax.grid(axis='y', alpha=0.3)
-    return _save(plt, fig, path, 'Cold test users, mean ± 95% CI over seeds\n(cf. the TMCDR paper, Figure 1)')
+    return _save(plt, fig, path, 'Cold test users, mean ± 95% CI over seeds (cf. the TMCDR paper, Figure 1)', dpi=100)
 
 
 # The cold-to-warm figure's rows: the ranking metric the router chooses on, then the paper's AUC.
