@@ -64,7 +64,7 @@ def test_bridge_stage_section_reports_best_epoch_and_steps():
                                                                 'stopped_on_patience': seed == 0, 'history': history})
              for seed in range(3)]
     rows = table_rows(report_mod.training_section(report_mod.aggregate(lines)))
-    assert rows['s'].split('|')[3:9] == [' 3 ', ' 2 ', ' 5 ', ' 30 / 50 ', ' 1 ', ' 0.0300 ']
+    assert rows['s'].split('|')[3:9] == [' 3 ', ' 2 (1–3) ', ' 5 ', ' 30 / 50 ', ' 1 ', ' 0.0300 ']
 
 
 def test_equal_differences_are_not_tested_and_two_seeds_say_so():
@@ -128,3 +128,47 @@ def test_variants_have_their_own_family_and_never_stand_in_for_tmcdr():
     assert ('variants of TMCDR (own Holm family): TMCDRAdapted_BPR above TMCDR_BPR on AUC, NDCG@10; '
             'TMCDRAdapted_BPR above EMCDR_BPR on AUC, NDCG@10; TMCDRPaperStep_BPR above TMCDR_BPR') in markdown
     assert '- s: TMCDRAdapted_BPR above TMCDR_BPR on AUC, NDCG@10;' in markdown
+
+
+def test_baseline_and_floor_are_chosen_on_validation_with_enough_seeds():
+    lines = []
+    for seed in range(3):
+        # EMCDR_BPR is best on the TEST users, EMCDR_MF on the VALIDATION users; Pop is the better floor on
+        # validation; PTUPCDR is best of all but has one seed
+        lines += [record('s', 'TargetPop', seed, 0.72, 0.2, cold_valid={'uauc': 0.60, 'ndcg@10': 0.2}),
+                  record('s', 'Pop', seed, 0.70, 0.2, cold_valid={'uauc': 0.65, 'ndcg@10': 0.2}),
+                  record('s', 'EMCDR_MF', seed, 0.78 + 0.01 * seed, 0.3, cold_valid={'uauc': 0.80, 'ndcg@10': 0.3}),
+                  record('s', 'EMCDR_BPR', seed, 0.80 + 0.01 * seed, 0.3, cold_valid={'uauc': 0.75, 'ndcg@10': 0.3}),
+                  record('s', 'TMCDR_MF', seed, 0.79 + 0.012 * seed, 0.3)]
+    lines.append(record('s', 'PTUPCDR', 0, 0.95, 0.5, cold_valid={'uauc': 0.95, 'ndcg@10': 0.5}))
+    agg = report_mod.aggregate(lines)
+    assert agg.baselines['s'] == 'EMCDR_MF' and agg.test('s', 'TMCDR_MF', 'uauc').n == 3
+    assert agg.floor['s'] == 'Pop' and agg.best_floor('s') == ('Pop', pytest.approx(0.70))
+    markdown = report_mod.render_markdown(agg)
+    assert 'against the best other model of the scenario (s: EMCDR_MF)' in markdown
+    assert 'the best target-only floor: s: Pop)' in markdown
+    assert f"every TMCDR test in this report ({agg.family_sizes['tmcdr']} tests with a p-value)" in markdown
+    # TMCDR_MF vs EMCDR_MF is both its pair and the best-other test (counted once); NDCG@10 does not vary: 1 test
+    assert agg.family_sizes['tmcdr'] == 1
+
+
+def test_paper_section_says_whether_the_papers_gain_is_inside_our_interval():
+    lines = []
+    for seed in range(3):
+        lines += [record('douban_music_book', 'EMCDR_MF', seed, 0.70 + 0.01 * seed, 0.3),
+                  record('douban_music_book', 'TMCDR_MF', seed, 0.70 + 0.011 * seed, 0.3),
+                  record('douban_book_music', 'EMCDR_MF', seed, 0.70, 0.3)]
+    text = report_mod.paper_section(report_mod.aggregate(lines))
+    assert "paper +0.0145, ours +0.0010 [-0.0015, +0.0035] (paired over seeds, 95% CI); the paper's gain lies above " \
+           "it: not reproduced." in text
+    assert "No counterpart in the paper's Table 1: douban_book_music." in text
+
+
+def test_search_section_counts_choices_and_marks_a_grid_whose_end_every_run_chose():
+    grid = {'learning_rate': [0.001, 0.01], 'meta_inner_lr': [0.02, 0.1]}
+    trials = [{'params': {}, 'valid_score': 0.3}] * 4
+    lines = [record('s', 'TMCDR_MF', seed, 0.8, 0.3, search_space=grid, trials=trials,
+                    chosen={'learning_rate': [0.001, 0.01, 0.001][seed], 'meta_inner_lr': 0.1}) for seed in range(3)]
+    row = table_rows(report_mod.search_section(report_mod.aggregate(lines)))['TMCDR_MF']
+    assert 'learning_rate: 0.001 ×2, 0.01 ×1;' in row
+    assert 'meta_inner_lr: 0.1 ×3 (every run at the end of the grid)' in row and '| 4 | 3 |' in row

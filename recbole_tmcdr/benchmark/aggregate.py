@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from recbole_tmcdr.benchmark.results import latest_records
-from recbole_tmcdr.benchmark.stats import PairedTest, adjust_family, finite, fmt_p, paired_test, summarize
+from recbole_tmcdr.benchmark.stats import MIN_PAIRS, PairedTest, adjust_family, finite, fmt_p, paired_test, summarize
 
 METRICS = (('AUC', 'uauc'), ('NDCG@10', 'ndcg@10'))
 # Target-only floors the issue asks every table to show: popularity and the mean warm user. Any other
@@ -72,6 +72,9 @@ class Aggregate:
     floor_tests: dict = field(default_factory=dict)  # scenario -> [(model, auc, floor, floor_auc, one-sided test)]
                                                      # of every transfer model against the best floor
     floors: dict = field(default_factory=dict)       # scenario -> [(floor model, mean auc)]
+    floor: dict = field(default_factory=dict)        # scenario -> the floor tested against (chosen on validation)
+    valid_means: dict = field(default_factory=dict)  # (scenario, model) -> mean cold-VALIDATION AUC over seeds
+    family_sizes: dict = field(default_factory=dict)  # 'tmcdr' | 'floor' | 'variants' -> tests with a p-value
     comparisons: list = field(default_factory=list)  # PairComparison of COMPARED_PAIRS
     variant_comparisons: list = field(default_factory=list)  # PairComparison of each variant with TMCDR_X and its
                                                              # baselines (a Holm family of their own)
@@ -94,6 +97,10 @@ class Aggregate:
 
     def significantly_worse(self, scenario, model, metric):
         return self.starred(scenario, model, metric) and self.test(scenario, model, metric).diff < 0
+
+    def best_floor(self, scenario):
+        """(model, mean test AUC) of the target-only floor the scenario's transfer models are tested against."""
+        return next((item for item in self.floors.get(scenario, []) if item[0] == self.floor.get(scenario)), None)
 
     def flagged(self, scenario, model):
         """Negative transfer: a one-sided paired test (Holm-adjusted) says the model is below the best floor."""
@@ -149,6 +156,9 @@ def aggregate(records, metrics=METRICS, scenario_order=None, model_order=None):
         kshot.setdefault((scenario, model), {}).setdefault(k, {})[key] = summary
     kshot = {pair: dict(sorted(per_k.items())) for pair, per_k in kshot.items()}
     agg = Aggregate(records=records, runs=runs, scenarios=scenarios, models=models, cells=cells, kshot=kshot)
+    valid_rows = [(r['scenario'], r['model'], _number((r.get('cold_valid') or {}).get(metrics[0][1]))) for r in records]
+    agg.valid_means = pd.DataFrame(valid_rows, columns=['scenario', 'model', 'value']).groupby(
+        ['scenario', 'model'])['value'].mean().dropna().to_dict()
     for scenario in scenarios:
         _test_scenario(agg, scenario, metrics)
     agg.comparisons = pair_comparisons(agg, metrics)
@@ -158,21 +168,33 @@ def aggregate(records, metrics=METRICS, scenario_order=None, model_order=None):
               for (scenario, model), entry in agg.tests.items() for _, key in metrics}
     for c in agg.comparisons:
         c.test = family.setdefault((c.scenario, c.tmcdr, c.baseline, c.key), c.test)
-    adjust_family(family.values())
-    adjust_family(entry[-1] for entries in agg.floor_tests.values() for entry in entries)
     agg.variant_comparisons = variant_comparisons(agg, metrics)
-    adjust_family(c.test for c in agg.variant_comparisons)
+    families = {'tmcdr': family.values(), 'floor': [entry[-1] for entries in agg.floor_tests.values() for entry in entries],
+                'variants': [c.test for c in agg.variant_comparisons]}
+    for name, tests in families.items():
+        agg.family_sizes[name] = sum(t.p is not None for t in adjust_family(tests))
     return agg
+
+
+def _chosen_on_validation(agg, scenario, candidates, means):
+    """The candidate with the best mean cold-VALIDATION AUC (its test AUC where it has none), among those with at
+    least MIN_PAIRS seeds if any: the baseline of a test is chosen the way the runs chose their settings, not on
+    the test users the test compares."""
+    if not candidates:
+        return None
+    seeds = {m: agg.summary(scenario, m, next(iter(agg.cells[(scenario, m)]))).n for m in candidates}
+    enough = [m for m in candidates if seeds[m] >= MIN_PAIRS] or candidates
+    return max(enough, key=lambda m: agg.valid_means.get((scenario, m), means[m]))
 
 
 def _test_scenario(agg, scenario, metrics):
     """The paired tests of one scenario: each TMCDR model (not its variants) against the best other non-TMCDR model
-    by mean AUC, and every transfer model (the family must not depend on the outcome) against the best target-only
-    floor, one-sided."""
+    (on validation), and every transfer model (the family must not depend on the outcome) against the best
+    target-only floor (on validation), one-sided."""
     auc = metrics[0][1]
     means = {m: agg.summary(scenario, m, auc).mean for m in agg.models_in(scenario) if agg.summary(scenario, m, auc)}
     others = [m for m in means if not m.startswith(TESTED_PREFIX)]
-    baseline = agg.baselines[scenario] = max(others, key=means.get) if others else None
+    baseline = agg.baselines[scenario] = _chosen_on_validation(agg, scenario, others, means)
     for model in means:
         if model.startswith(TESTED_PREFIX) and variant_of(model) is None and baseline is not None:
             entry = agg.tests[(scenario, model)] = {'baseline': baseline}
@@ -181,9 +203,10 @@ def _test_scenario(agg, scenario, metrics):
                 entry[key] = paired_test(a.by_seed, b.by_seed) if a and b else PairedTest(n=0)
     floors = agg.floors[scenario] = [(m, auc_mean) for m, auc_mean in means.items() if is_target_only(m)]
     if floors:
-        floor, floor_auc = max(floors, key=lambda item: item[1])
+        floor = agg.floor[scenario] = _chosen_on_validation(agg, scenario, [m for m, _ in floors], means)
         by_seed = {m: agg.summary(scenario, m, auc).by_seed for m in means}
-        agg.floor_tests[scenario] = [(m, means[m], floor, floor_auc, paired_test(by_seed[m], by_seed[floor], 'less'))
+        agg.floor_tests[scenario] = [(m, means[m], floor, means[floor],
+                                      paired_test(by_seed[m], by_seed[floor], 'less'))
                                      for m in means if not is_target_only(m)]
 
 

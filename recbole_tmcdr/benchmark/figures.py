@@ -57,7 +57,7 @@ def plot_figure1(agg, path, metrics=METRICS):
     if not pairs or plt is None:
         return None
     fig, axes = plt.subplots(len(pairs), len(metrics), figsize=(10, 0.8 + 2.6 * len(pairs)), squeeze=False)
-    width = 0.38
+    width = 0.2
     x = np.arange(len(agg.scenarios))
     for row, (base, baseline, tmcdr) in enumerate(pairs):
         for col, (name, key) in enumerate(metrics):
@@ -67,7 +67,8 @@ def plot_figure1(agg, path, metrics=METRICS):
                 summaries = [agg.summary(s, model, key) for s in agg.scenarios]
                 means = [s.mean if s else np.nan for s in summaries]
                 errors = [(s.half_width or 0.0) if s else 0.0 for s in summaries]
-                ax.bar(x + offset, means, width, yerr=errors, capsize=3, label=model, color=color)
+                # points, not bars: a bar's height would count from the axis' zoomed bottom
+                ax.errorbar(x + offset, means, yerr=errors, fmt='o', capsize=3, label=model, color=color)
                 lows += [s.low for s in summaries if s]
                 highs += [s.high for s in summaries if s]
             _zoomed_ylim(ax, lows, highs)
@@ -140,8 +141,9 @@ def plot_kshot(agg, path, metrics=KSHOT_METRICS):
 
 def plot_pair_differences(agg, path, metrics=METRICS):
     """One row of panels per scenario, one panel per metric: for each compared pair (TMCDR_X vs EMCDR_X, TMCDR_CML vs
-    SSCDR) the paired difference TMCDR_X - baseline with its 95% CI (red), and the best target-only floor's
-    paired difference to the same baseline (grey): a baseline below the floor shows as a grey mark right of 0.
+    SSCDR) the paired difference TMCDR_X - baseline with its 95% CI (red), and the target-only floor's (chosen on
+    validation) paired difference to the same baseline (grey): a baseline below the floor shows as a grey mark right
+    of 0.
     About 1000 px wide."""
     plt = _pyplot()
     by_scenario = {}
@@ -152,7 +154,7 @@ def plot_pair_differences(agg, path, metrics=METRICS):
     fig, axes = plt.subplots(len(by_scenario), len(metrics), figsize=(10, 0.6 + 2.1 * len(by_scenario)),
                              squeeze=False)
     for row, (scenario, comparisons) in enumerate(by_scenario.items()):
-        floor = max(agg.floors.get(scenario) or [(None, 0)], key=lambda item: item[1])[0]
+        floor = agg.floor.get(scenario)
         for col, (name, key) in enumerate(metrics):
             ax = axes[row][col]
             shown = [c for c in comparisons if c.key == key]
@@ -177,7 +179,7 @@ def plot_pair_differences(agg, path, metrics=METRICS):
             # Two lines: the panels are narrower than their long y labels, and one line ran off the figure.
             ax.set_title(f'{scenario}\nΔ{name}' + (f' (× = {floor})' if floor else ''), fontsize=9)
     return _save(plt, fig, path, 'Paired difference to the baseline on cold test users, mean and 95% CI over seeds '
-                 '(×: the best target-only floor − the same baseline)', dpi=100)
+                 '(×: the target-only floor − the same baseline;\na red dot left of its × is below the floor)', dpi=100)
 
 
 def plot_training_curves(agg, path):

@@ -41,7 +41,7 @@ from recbole_tmcdr.benchmark.aggregate import (  # noqa: F401 - the report's API
 from recbole_tmcdr.benchmark.cold_to_warm import cold_to_warm_section
 from recbole_tmcdr.benchmark.results import RESULTS_FILE, latest_records, load_records, run_key
 from recbole_tmcdr.benchmark.run_sections import (  # noqa: F401 - the report's API
-    cost_section, hyperparameter_section, run_time_text, training_section, write_runs_csv,
+    cost_section, hyperparameter_section, run_time_text, search_section, training_section, write_runs_csv,
 )
 from recbole_tmcdr.benchmark.sections import (  # noqa: F401 - the report's API
     format_summary, kshot_section, main_table, negative_transfer_text, pairs_summary_text, pairs_table,
@@ -81,7 +81,8 @@ def coverage_text(agg, spec):
     stale = int(missing.isin(list(agg.stale)).sum()) if len(missing) else 0
     if stale:
         lines.append(f'Stale, left out of every table: {_counted(stale, "run")} whose result was made from other '
-                     'inputs (a model YAML, the raw data, the code or the spec) than the current ones.')
+                     'inputs (a model YAML, the raw data, the code or the spec) than the current ones; they are '
+                     'among the missing runs below.')
     if len(missing):
         lines.append('Missing (the command above runs exactly these and keeps the rest):')
         seeds_missing = missing.to_frame(index=False).groupby(['scenario', 'model'], sort=False)['seed'].agg(list)
@@ -114,17 +115,21 @@ def header_notes(agg):
     return '\n'.join(lines)
 
 
+def _chosen_text(chosen):
+    """'douban_music_book: EMCDR_MF; ml_genre: BPR' of a scenario -> model mapping."""
+    return '; '.join(f'{scenario}: {model}' for scenario, model in chosen.items() if model) or 'none'
+
+
 def render_markdown(agg, figures=None, spec=None):
     """The report; ``spec`` (the out dir's spec.yaml) gives its title, notes and the command that made it."""
     figures, spec = figures or {}, spec or {}
     parts = [f"# {spec.get('title') or DEFAULT_TITLE}", '']
     if spec.get('command'):
         parts += ['Made (or resumed to completion) by:', '', '```bash', spec['command'], '```', '']
-    if spec.get('notes'):
-        parts += [str(spec['notes']).strip(), '']
     parts += ['## Summary', '', verdict_summary(agg), '',
               'BETTER / WORSE: TMCDR_X against its baseline, paired t-test over seeds, Holm-adjusted p < '
-              f'{ALPHA} over every TMCDR test of this report; Δ = TMCDR - baseline with its 95% CI; n.s.: not '
+              f"{ALPHA} over every TMCDR test of this report ({agg.family_sizes.get('tmcdr', 0)} tests); "
+              'Δ = TMCDR - baseline with its 95% CI (not adjusted); n.s.: not '
               f'significant; n/a: fewer than {MIN_PAIRS} common seeds.', '']
     coverage = coverage_text(agg, spec)
     if coverage:
@@ -134,18 +139,21 @@ def render_markdown(agg, figures=None, spec=None):
              '## Cold test users: AUC and NDCG@10 (mean ± 95% CI over seeds)', '', main_table(agg), '',
              'AUC = per-user AUC averaged over users (`uauc`). Bold: best mean of the column. '
              f'\\*: paired t-test over seeds (two-sided, at least {MIN_PAIRS} seeds) of a TMCDR model against the '
-             f'best other model of the scenario, Holm-adjusted p < {ALPHA}; \\*↓: significantly WORSE than that '
-             'model. †: negative transfer (a one-sided paired test, Holm-adjusted, finds the AUC below the best '
-             'target-only floor). "(target-only)": a floor that uses no source data.'
+             f'best other model of the scenario ({_chosen_text(agg.baselines)}), Holm-adjusted p < {ALPHA}; \\*↓: '
+             'significantly WORSE than that model. †: negative transfer (a one-sided paired test, Holm-adjusted, '
+             f'finds the AUC below the best target-only floor: {_chosen_text(agg.floor)}). Both are chosen by their '
+             'mean AUC on the cold VALIDATION users. "(target-only)": a floor that uses no source data.'
              + (' "(beyond the paper)", "(ablation)": a variant of TMCDR_X, compared with it in its own section.'
                 if any(variant_of(m) for m in agg.models) else ''), '']
+    if spec.get('notes'):
+        parts += ['## About this run', '', str(spec['notes']).strip(), '']
     tests = tests_table(agg)
-    parts += ['## Paired t-tests (TMCDR vs the best other model, by mean test AUC)', '',
+    parts += ['## Paired t-tests (TMCDR vs the best other model, chosen on validation AUC)', '',
               tests if tests else 'No TMCDR model with a non-TMCDR baseline in the results.', '']
     comparisons = agg.comparisons
     if comparisons:
         parts += [f'## TMCDR_X vs EMCDR_X (paired t-test over seeds, Holm-adjusted p < {ALPHA})', '',
-                  pairs_summary_text(comparisons), '', pairs_table(comparisons), '']
+                  pairs_summary_text(comparisons, agg.family_sizes.get('tmcdr')), '', pairs_table(comparisons), '']
     variants = agg.variant_comparisons
     if variants:
         parts += ['## Variants of TMCDR: beyond the paper and ablations (a Holm family of their own)', '',
@@ -158,6 +166,9 @@ def render_markdown(agg, figures=None, spec=None):
     cold_to_warm = cold_to_warm_section(agg)
     if cold_to_warm:
         parts += ['## Cold to warm: who leads at each K, and the router', '', cold_to_warm, '']
+    search = search_section(agg)
+    if search:
+        parts += ['## Search: grids and choices', '', search, '']
     hyper = hyperparameter_section(agg)
     if hyper:
         parts += ['## Selected hyperparameters', '', '<details><summary>the choice of every searched run, with '

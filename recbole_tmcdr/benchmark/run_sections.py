@@ -74,6 +74,30 @@ def hyperparameter_section(agg):
     return rows_table(['scenario', 'model', 'seed', 'chosen (on cold validation)', 'validation score per trial'], rows)
 
 
+def search_section(agg):
+    """A row per searched model: its grid, the trials of a run, and how often each value was chosen over its runs
+    (scenarios and seeds); a grid whose every run chose the same end value is marked: the best setting may lie
+    beyond it."""
+    rows = []
+    for model, group in agg.runs.groupby('model', observed=True, sort=False):
+        records = [r for r in group['record'] if len(r.get('trials') or []) > 1 and r.get('search_space')]
+        if not records:
+            continue
+        grid = records[-1]['search_space']
+        parts = []
+        for key, values in grid.items():
+            chosen = pd.Series([(r.get('chosen') or {}).get(key) for r in records]).value_counts()
+            text = ', '.join(f'{value} ×{count}' for value, count in chosen.items())
+            ends = (min(values), max(values)) if len(values) > 1 and all(finite(v) for v in values) else ()
+            at_end = len(chosen) == 1 and chosen.index[0] in ends
+            parts.append(f'{key}: {text}' + (' (every run at the end of the grid)' if at_end else ''))
+        rows.append([model, '; '.join(f'{k} {v}' for k, v in grid.items()), len(records[-1]['trials']),
+                     len(records), '; '.join(parts)])
+    if not rows:
+        return None
+    return rows_table(['model', 'grid', 'trials per run', 'runs', 'chosen on cold validation (runs)'], rows)
+
+
 def training_section(agg):
     """The bridge stage of each model with one (mapping / meta network): best validated epoch, epochs run and
     optimizer (for TMCDR: outer) steps, mean over seeds, how many seeds stopped on patience, and TMCDR's
@@ -91,14 +115,16 @@ def training_section(agg):
     history = history_frame(agg).merge(runs[['scenario', 'model', 'seed', 'best_epoch']])
     at_best = history[history['epoch'] == history['best_epoch']].dropna(subset=['inner_step_ratio'])
     table = runs.groupby(['scenario', 'model'], observed=True).agg(
-        seeds=('seed', 'size'), best_epoch=('best_epoch', 'mean'), warm_start=('warm_start', 'any'),
+        seeds=('seed', 'size'), best_epoch=('best_epoch', 'mean'), best_min=('best_epoch', 'min'),
+        best_max=('best_epoch', 'max'), warm_start=('warm_start', 'any'),
         epochs_run=('epochs_run', 'mean'), steps_at_best=('steps_at_best', 'mean'), steps=('steps', 'mean'),
         stopped=('stopped', 'sum'))
     table['ratio'] = at_best.groupby(['scenario', 'model'], observed=True)['inner_step_ratio'].mean()
-    rows = [[r.scenario, r.model, r.seeds, f'{r.best_epoch:.0f}' + (' (warm_start)' if r.warm_start else ''),
+    rows = [[r.scenario, r.model, r.seeds, f'{r.best_epoch:.0f} ({r.best_min:.0f}–{r.best_max:.0f})'
+             + (' (warm_start)' if r.warm_start else ''),
              f'{r.epochs_run:.0f}', f'{r.steps_at_best:.0f} / {r.steps:.0f}', r.stopped,
              '–' if np.isnan(r.ratio) else f'{r.ratio:.4f}'] for r in table.reset_index().itertuples()]
-    return rows_table(['scenario', 'model', 'seeds', 'best epoch', 'epochs run', 'steps at best / run',
+    return rows_table(['scenario', 'model', 'seeds', 'best epoch (min–max)', 'epochs run', 'steps at best / run',
                    'stopped on patience', 'inner-step ratio at best'], rows)
 
 

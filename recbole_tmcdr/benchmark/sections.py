@@ -122,7 +122,7 @@ def _test_cells(test):
 def tests_table(agg, metrics=METRICS):
     if not agg.tests:
         return None
-    header = ['scenario', 'model', 'baseline (best other by AUC)', 'pairs']
+    header = ['scenario', 'model', 'baseline (best other on validation AUC)', 'pairs']
     for name, _ in metrics:
         header += [f'Δ{name} [95% CI]', f'p ({name})', f'Holm p ({name})']
     rows = [[scenario, model, entry['baseline'], entry[metrics[0][1]].n,
@@ -155,7 +155,7 @@ def pairs_table(comparisons, metrics=METRICS, subject='TMCDR'):
     return rows_table(header, rows)
 
 
-def pairs_summary_text(comparisons):
+def pairs_summary_text(comparisons, family_size=None):
     """Generated from ``pair_comparisons``, so that a report's prose cannot contradict its table: where TMCDR_X
     is significantly better / worse than its baseline after Holm's correction, and how many were not."""
     if not comparisons:
@@ -179,9 +179,11 @@ def pairs_summary_text(comparisons):
             lines.append(f'- TMCDR significantly {verdict.upper()}: {len(hits)} ({listed}).')
         quiet = sum(c.verdict == Verdict.NOT_SIGNIFICANT for c in tested)
         lines.append(f'- Not significant: {quiet}.')
+    size = f' ({family_size} tests with a p-value)' if family_size is not None else ''
     lines += ['', f'Significance is judged on Holm-adjusted p-values (family-wise error {ALPHA}) over the family of '
-                 'every TMCDR test in this report: these pairs and the tests against the best other model '
-                 '(TMCDR\'s variants, if any, are a family of their own).']
+                 f'every TMCDR test in this report{size}: these pairs and the tests against the best other model '
+                 '(TMCDR\'s variants, if any, are a family of their own). The 95% CIs of Δ are those of each test '
+                 'alone, not adjusted: a CI that excludes 0 can go with a Holm p above the threshold.']
     return '\n'.join(lines)
 
 
@@ -238,8 +240,8 @@ def verdict_summary(agg):
                          + ('; '.join(_significant_variants(variants)) or 'no significant difference'))
         if agg.floors.get(scenario) and any(not is_target_only(m) for m in agg.models_in(scenario)):
             flagged = [m for m in agg.models_in(scenario) if agg.flagged(scenario, m)]
-            floor = max(agg.floors[scenario], key=lambda item: item[1])[0]
-            parts.append(f'negative transfer (below {floor}, one-sided, Holm): '
+            floor = agg.floor[scenario]
+            parts.append(f'negative transfer (AUC below {floor}, one-sided, Holm): '
                          + (', '.join(flagged) if flagged else 'none'))
         lines.append(f'- **{scenario}** ({seeds} seed{"s" if seeds != 1 else ""}): ' + '; '.join(parts) + '.')
     return '\n'.join(lines)
@@ -254,7 +256,7 @@ def negative_transfer_text(agg):
                 lines.append(f'- {scenario}: no target-only floor was run ({", ".join(FLOOR_MODELS)}): '
                              'negative transfer not checked; add TargetPop to the models.')
             continue
-        floor, floor_auc = max(agg.floors[scenario], key=lambda item: item[1])
+        floor, floor_auc = agg.best_floor(scenario)
         if not transfer:  # e.g. a spec still running
             lines.append(f'- {scenario}: no transfer model finished yet: nothing to compare with the floor {floor}.')
             continue
@@ -298,8 +300,11 @@ def paper_section(agg, metrics=METRICS):
         gain = _gain(agg, scenario)
         if gain is not None:
             theirs = paper.paper_value('TMCDR_MF', 'uauc', number) - paper.paper_value('EMCDR_MF', 'uauc', number)
-            lines.append(f'\nTMCDR_MF − EMCDR_MF (AUC): paper {theirs:+.4f}, ours {gain:+.4f}.')
+            lines.append(f'\nTMCDR_MF − EMCDR_MF (AUC): paper {theirs:+.4f}, ours {gain:+.4f}' + _gain_ci(agg, scenario, theirs))
         lines.append('')
+    unmatched = [s for s in agg.scenarios if s not in paper.SCENARIO_TO_PAPER]
+    if matched and unmatched:
+        lines.append(f'No counterpart in the paper\'s Table 1: {", ".join(unmatched)}.\n')
     low, high = paper.paper_gain_range('uauc')
     note = (f'The paper reports TMCDR_MF above EMCDR_MF on all six of its scenarios, by {low:+.4f} to {high:+.4f} '
             'AUC (Table 1).')
@@ -314,6 +319,17 @@ def paper_section(agg, metrics=METRICS):
         lines.append(note + ' Differences in data preparation and evaluation protocol (e.g. full ranking of all '
                      'target items here) make absolute numbers differ; compare the ordering.')
     return '\n'.join(lines)
+
+
+def _gain_ci(agg, scenario, theirs):
+    """' [low, high] (paired over seeds): ...' where the pair was tested, saying whether the paper's gain is in it."""
+    test = next((c.test for c in agg.comparisons if c.scenario == scenario and c.tmcdr == 'TMCDR_MF'
+                 and c.baseline == 'EMCDR_MF' and c.key == 'uauc'), None)
+    if test is None or test.ci_low is None:
+        return '.'
+    where = ('inside it' if test.ci_low <= theirs <= test.ci_high else
+             'above it: not reproduced' if theirs > test.ci_high else 'below it')
+    return f' [{test.ci_low:+.4f}, {test.ci_high:+.4f}] (paired over seeds, 95% CI); the paper\'s gain lies {where}.'
 
 
 def _gain(agg, scenario):
