@@ -6,7 +6,9 @@ import warnings
 
 import numpy as np
 
-from recbole_tmcdr.benchmark.aggregate import BASE_MODELS, METRICS, is_target_only, training_curves
+from recbole_tmcdr.benchmark.aggregate import (
+    BASE_MODELS, COMPARED_PAIRS, METRICS, is_target_only, training_curves, variant_of,
+)
 from recbole_tmcdr.benchmark.stats import paired_test
 
 
@@ -182,6 +184,28 @@ def plot_pair_differences(agg, path, metrics=METRICS):
                  '(×: the target-only floor − the same baseline;\na red dot left of its × is below the floor)', dpi=100)
 
 
+def _model_colors(models, plt):
+    """A colour per model: TMCDR_X (and its variants) the dark shade of base model X's hue, its baseline (EMCDR_X;
+    SSCDR for CML) the light shade, target-only floors grey, any other model a hue of its own."""
+    tab20, greys = plt.get_cmap('tab20').colors, plt.get_cmap('Greys')
+    partner = {tmcdr: baseline for baseline, tmcdr in COMPARED_PAIRS}  # TMCDR_CML: SSCDR, the paper's pair
+    spare = iter(range(2 * len(BASE_MODELS), 40))
+    floors = [m for m in models if is_target_only(m)]
+    colors = {}
+    for model in models:
+        tmcdr = variant_of(model) or model
+        baseline_of = [t for t, b in partner.items() if b == model]
+        if model in floors:
+            colors[model] = greys(0.45 + 0.4 * floors.index(model) / max(1, len(floors)))
+        elif tmcdr in partner:
+            colors[model] = tab20[2 * BASE_MODELS.index(tmcdr.partition('_')[2])]
+        elif baseline_of:
+            colors[model] = tab20[2 * BASE_MODELS.index(baseline_of[0].partition('_')[2]) + 1]
+        else:
+            colors[model] = tab20[next(spare) % 20]
+    return colors
+
+
 def plot_training_curves(agg, path):
     """One panel per scenario: each model's validation score on the cold validation users (the runs'
     ``valid_metric``) per epoch of its bridge stage, mean over seeds (TMCDR's warm start and meta stages one after
@@ -192,7 +216,7 @@ def plot_training_curves(agg, path):
     if curves.empty or plt is None:
         return None
     scenarios, models = list(curves.index.unique('scenario')), list(curves.index.unique('model'))
-    colors = plt.get_cmap('tab20').colors  # one colour per model in every panel
+    colors = _model_colors(models, plt)
     rows, ncols = math.ceil(len(scenarios) / 2), min(2, len(scenarios))
     fig, axes = plt.subplots(rows, ncols, figsize=(10, 0.7 + 3.3 * rows), squeeze=False)
     for ax in axes.flat[len(scenarios):]:
@@ -203,9 +227,10 @@ def plot_training_curves(agg, path):
     for ax, scenario in zip(axes.flat, scenarios):
         for model, curve in curves.loc[scenario].groupby(level='model', observed=True):
             curve = curve.droplevel('model')
-            color, style = colors[models.index(model) % len(colors)], '--' if is_target_only(model) else '-'
-            every_seed = curve[curve['seeds'] == curve['of']]
-            ax.plot(curve.index, curve['mean'], ':', color=color, linewidth=1)
+            style = '--' if is_target_only(model) else '-.' if variant_of(model) else '-'
+            color, every_seed = colors[model], curve[curve['seeds'] == curve['of']]
+            most_seeds = curve[2 * curve['seeds'] >= curve['of']]  # the tail of a seed or two would jump
+            ax.plot(most_seeds.index, most_seeds['mean'], ':', color=color, linewidth=1)
             legend[model], = ax.plot(every_seed.index, every_seed['mean'], style, color=color, linewidth=1.4)
         ax.set_title(scenario, fontsize=10)
         ax.set_xlabel('epoch of the bridge stage')
@@ -214,5 +239,6 @@ def plot_training_curves(agg, path):
     shown = [m for m in models if m in legend]
     fig.legend([legend[m] for m in shown], shown, fontsize=7, loc='center right')
     return _save(plt, fig, path, 'Validation score per epoch of the bridge stage (cold validation users), mean over '
-                 'seeds\n(dotted: after a seed stopped, the mean of the seeds still training)', dpi=100,
+                 'seeds\n(dotted: after a seed stopped, the mean of the seeds still training, while at least half '
+                 'are)', dpi=100,
                  rect=(0, 0, 0.84, 1))
