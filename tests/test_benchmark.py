@@ -195,7 +195,7 @@ def test_summary_gives_the_verdict_per_scenario_and_the_run_time(tmp_path):
     # (mean AUC .832) is below the floor TargetPop (.85) but one-sided tests of 3 seeds may not say so
     assert summary[0].startswith('- **s** (3 seeds): TMCDR_MF vs EMCDR_MF: AUC BETTER (Δ +0.0220 [+0.0170, +0.0270], '
                                  'Holm p ')
-    assert 'NDCG@10 n.s. (Δ ' in summary[0] and 'negative transfer (AUC below TargetPop, one-sided, Holm): ' in summary[0]
+    assert 'NDCG@10 n.s. (Δ ' in summary[0] and 'negative transfer (below TargetPop, one-sided, Holm): AUC ' in summary[0]
     assert summary[1] == '- **t** (2 seeds): TMCDR_MF vs EMCDR_MF: AUC n/a (n=2), NDCG@10 n/a (n=2).'
     # three runs of 1 s finishing at 00:00, 01:00 and 02:00 (the others have no finish time)
     # busy: 3 s of runs; span: 2 h (first start to last finish)
@@ -234,6 +234,7 @@ def test_report_files_render(tmp_path):
     assert '## TMCDR_X vs EMCDR_X' in markdown
     header = (tmp_path / 'table.csv').read_text().splitlines()[0]
     assert 'douban_music_book/uauc/mean' in header and 'ml_genre/ndcg@10/ci95' in header
+    assert 'douban_music_book/uauc/baseline' in header and 'ml_genre/ndcg@10/negative_transfer' in header
     assert figures_mod.figure1_pairs(out['aggregate']) == [('MF', 'EMCDR_MF', 'TMCDR_MF'),
                                                           ('CML', 'SSCDR', 'TMCDR_CML')]
 

@@ -83,7 +83,7 @@ def test_every_transfer_model_is_in_the_negative_transfer_family():
                   record('s', 'EMCDR_MF', seed, 0.80 + 0.02 * seed, 0.3),
                   record('s', 'EMCDR_MFori', seed, 0.60 + 0.011 * seed, 0.2)]
     agg = report_mod.aggregate(lines)
-    tests = {model: test for model, *_, test in agg.floor_tests['s']}
+    tests = {model: test for model, key, *_, test in agg.floor_tests['s'] if key == 'uauc'}
     assert set(tests) == {'EMCDR_MF', 'EMCDR_MFori'}  # the model above the floor is tested too
     assert tests['EMCDR_MFori'].p_holm == pytest.approx(2 * tests['EMCDR_MFori'].p)
 
@@ -172,3 +172,20 @@ def test_search_section_counts_choices_and_marks_a_grid_whose_end_every_run_chos
     row = table_rows(report_mod.search_section(report_mod.aggregate(lines)))['TMCDR_MF']
     assert 'learning_rate: 0.001 ×2, 0.01 ×1;' in row
     assert 'meta_inner_lr: 0.1 ×3 (every run at the end of the grid)' in row and '| 4 | 3 |' in row
+
+
+def test_negative_transfer_is_tested_on_each_metric():
+    lines = []
+    for seed in range(3):
+        lines += [record('s', 'TargetPop', seed, 0.70 + 0.01 * seed, 0.20 + 0.01 * seed),
+                  # above the floor on AUC, clearly below it on NDCG@10
+                  record('s', 'EMCDR_BPR', seed, 0.80 + 0.011 * seed, 0.10 + 0.012 * seed)]
+    agg = report_mod.aggregate(lines)
+    assert agg.flagged('s', 'EMCDR_BPR', 'ndcg@10') and not agg.flagged('s', 'EMCDR_BPR', 'uauc')
+    row = table_rows(report_mod.main_table(agg))['EMCDR_BPR'].split('|')
+    assert '†' not in row[2] and '†' in row[3]
+    assert report_mod.verdict_summary(agg).endswith('negative transfer (below TargetPop, one-sided, Holm): AUC none, '
+                                                    'NDCG@10 EMCDR_BPR.')
+    text = report_mod.negative_transfer_text(agg)
+    assert '- s: every transfer model has a mean AUC above the target-only floor TargetPop (AUC 0.7100).' in text
+    assert '- s: EMCDR_BPR (NDCG@10 0.1120) vs the target-only floor TargetPop (NDCG@10 0.2100): † negative' in text

@@ -69,8 +69,8 @@ class Aggregate:
     kshot: dict                                     # (scenario, model) -> {K: {metric: Summary}}
     tests: dict = field(default_factory=dict)       # (scenario, model) -> {'baseline', metric: PairedTest}
     baselines: dict = field(default_factory=dict)   # scenario -> baseline model of the tests (or None)
-    floor_tests: dict = field(default_factory=dict)  # scenario -> [(model, auc, floor, floor_auc, one-sided test)]
-                                                     # of every transfer model against the best floor
+    floor_tests: dict = field(default_factory=dict)  # scenario -> [(model, metric, mean, floor, floor mean,
+                                                     # one-sided test)] of every transfer model and metric
     floors: dict = field(default_factory=dict)       # scenario -> [(floor model, mean auc)]
     floor: dict = field(default_factory=dict)        # scenario -> the floor tested against (chosen on validation)
     valid_means: dict = field(default_factory=dict)  # (scenario, model) -> mean cold-VALIDATION AUC over seeds
@@ -102,9 +102,11 @@ class Aggregate:
         """(model, mean test AUC) of the target-only floor the scenario's transfer models are tested against."""
         return next((item for item in self.floors.get(scenario, []) if item[0] == self.floor.get(scenario)), None)
 
-    def flagged(self, scenario, model):
-        """Negative transfer: a one-sided paired test (Holm-adjusted) says the model is below the best floor."""
-        return any(m == model and test.significant for m, *_, test in self.floor_tests.get(scenario, []))
+    def flagged(self, scenario, model, metric=None):
+        """Negative transfer: a one-sided paired test (Holm-adjusted) says the model is below the floor on
+        ``metric`` (any metric if None)."""
+        return any(m == model and metric in (None, key) and test.significant
+                   for m, key, *_, test in self.floor_tests.get(scenario, []))
 
 
 def _ordered(names, order):
@@ -204,17 +206,20 @@ def _test_scenario(agg, scenario, metrics):
     floors = agg.floors[scenario] = [(m, auc_mean) for m, auc_mean in means.items() if is_target_only(m)]
     if floors:
         floor = agg.floor[scenario] = _chosen_on_validation(agg, scenario, [m for m, _ in floors], means)
-        by_seed = {m: agg.summary(scenario, m, auc).by_seed for m in means}
-        agg.floor_tests[scenario] = [(m, means[m], floor, means[floor],
-                                      paired_test(by_seed[m], by_seed[floor], 'less'))
-                                     for m in means if not is_target_only(m)]
+        entries = agg.floor_tests[scenario] = []
+        for _, key in metrics:
+            for m in means:
+                ours, theirs = agg.summary(scenario, m, key), agg.summary(scenario, floor, key)
+                if not is_target_only(m) and ours and theirs:
+                    entries.append((m, key, ours.mean, floor, theirs.mean,
+                                    paired_test(ours.by_seed, theirs.by_seed, 'less')))
 
 
 def cell_frame(agg, metrics=METRICS):
     """One row per (scenario, model, metric) run: its Summary over seeds (None: no finite value), mean and n,
     its paired test against the scenario's baseline (None: not tested) and the negative-transfer flag."""
     rows = [{'scenario': scenario, 'model': model, 'metric': key, 'summary': cell.get(key),
-             'test': agg.test(scenario, model, key), 'flagged': agg.flagged(scenario, model)}
+             'test': agg.test(scenario, model, key), 'flagged': agg.flagged(scenario, model, key)}
             for (scenario, model), cell in agg.cells.items() for _, key in metrics]
     frame = pd.DataFrame(rows)
     frame['mean'] = [np.nan if s is None else s.mean for s in frame['summary']]

@@ -8,9 +8,10 @@ Reads ``OUT/results.jsonl`` (the last line of each (scenario, model, seed)) and 
   95% CI over seeds (t-distribution, ``mean ± t_{0.975,n-1} sd / sqrt(n)``; no CI for one seed). Best mean
   per column in bold. ``*``: paired t-test over seeds (``scipy.stats.ttest_rel``, paired by seed, two-sided,
   at least 3 seeds) of each ``TMCDR_*`` model against the best other non-TMCDR model of the scenario (by mean
-  test AUC) with Holm-adjusted p < 0.05 (the family: every TMCDR test of the report). ``†``: negative
-  transfer, where a one-sided paired test (Holm-adjusted over the transfer models) finds a model's test AUC
-  below the best target-only floor (``TargetPop``, ``Pop``, ``BPR`` or any other target-only model run). Then
+  VALIDATION AUC) with Holm-adjusted p < 0.05 (the family: every TMCDR test of the report). ``†``: negative
+  transfer, where a one-sided paired test (Holm-adjusted over the transfer models and metrics) finds a model's
+  test AUC (or NDCG@10) below the best target-only floor by validation AUC (``TargetPop``, ``Pop``, ``BPR`` or
+  any other target-only model run). Then
   the p-values, the paper's numbers next to ours where the scenario is one of the paper's, K-shot results,
   chosen hyperparameters, the bridge stage's epochs and run times. TMCDR's variants (TMCDRAdapted_X beyond the
   paper, TMCDRPaperStep_X an ablation) are not tested against the best other model: a section compares each with
@@ -141,7 +142,7 @@ def render_markdown(agg, figures=None, spec=None):
              f'\\*: paired t-test over seeds (two-sided, at least {MIN_PAIRS} seeds) of a TMCDR model against the '
              f'best other model of the scenario ({_chosen_text(agg.baselines)}), Holm-adjusted p < {ALPHA}; \\*↓: '
              'significantly WORSE than that model. †: negative transfer (a one-sided paired test, Holm-adjusted, '
-             f'finds the AUC below the best target-only floor: {_chosen_text(agg.floor)}). Both are chosen by their '
+             f'finds the metric below the best target-only floor: {_chosen_text(agg.floor)}). Both are chosen by their '
              'mean AUC on the cold VALIDATION users. "(target-only)": a floor that uses no source data.'
              + (' "(beyond the paper)", "(ablation)": a variant of TMCDR_X, compared with it in its own section.'
                 if any(variant_of(m) for m in agg.models) else ''), '']

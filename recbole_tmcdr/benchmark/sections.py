@@ -62,7 +62,7 @@ def main_table(agg, metrics=METRICS):
         text = f'**{format_summary(row.summary)}**' if row.mean == row.best else format_summary(row.summary)
         if agg.starred(row.scenario, row.model, row.metric):
             text += '\\*' + ('↓' if agg.significantly_worse(row.scenario, row.model, row.metric) else '')
-        text += ' †' if row.metric == auc and row.flagged else ''
+        text += ' †' if row.flagged else ''
         return text + (f' (n={row.summary.n})' if row.summary.n < row.max_n else '')
 
     frame['cell'] = [cell(row) for row in frame.itertuples()]
@@ -74,7 +74,7 @@ def main_table(agg, metrics=METRICS):
     return markdown_table(table)
 
 
-CSV_FIELDS = ('mean', 'ci95', 'n', 'diff_vs_baseline', 'p_vs_baseline', 'p_holm_vs_baseline')
+CSV_FIELDS = ('mean', 'ci95', 'n', 'baseline', 'diff_vs_baseline', 'p_vs_baseline', 'p_holm_vs_baseline')
 
 
 def _csv_number(value, spec):
@@ -82,25 +82,27 @@ def _csv_number(value, spec):
 
 
 def write_csv(agg, path, metrics=METRICS):
-    """``table.csv``: a row per model, per scenario and metric the columns of :data:`CSV_FIELDS`, then the
-    scenario's negative-transfer flag; empty where a model was not run (or not tested)."""
+    """``table.csv``: a row per model, per scenario and metric the columns of :data:`CSV_FIELDS` (``ci95``: the
+    half-width of the 95% CI; ``baseline``: the model of the paired test) and the negative-transfer flag; empty
+    where a model was not run (or not tested)."""
     frame = cell_frame(agg, metrics)
     summary, test = frame['summary'], frame['test']
     fields = pd.DataFrame({
         'mean': summary.map(lambda s: _csv_number(s and s.mean, '.6f')),
         'ci95': summary.map(lambda s: _csv_number(s and s.half_width, '.6f')),
         'n': summary.map(lambda s: '' if s is None else s.n),
+        'baseline': [agg.tests[(s, m)]['baseline'] if t is not None else ''
+                     for s, m, t in zip(frame['scenario'], frame['model'], test)],
         'diff_vs_baseline': test.map(lambda t: _csv_number(t and t.diff, '.6g')),
         'p_vs_baseline': test.map(lambda t: _csv_number(t and t.p, '.6g')),
         'p_holm_vs_baseline': test.map(lambda t: _csv_number(t and t.p_holm, '.6g'))})
     long = pd.concat([frame[['scenario', 'model', 'metric']], fields], axis=1).melt(
         id_vars=['scenario', 'model', 'metric'], var_name='field')
     long['column'] = long['scenario'] + '/' + long['metric'] + '/' + long['field']
-    flags = frame.drop_duplicates(['scenario', 'model'])
-    flags = pd.DataFrame({'model': flags['model'], 'column': flags['scenario'] + '/negative_transfer',
-                          'value': flags['flagged'].astype(int)})
-    header = [f'{scenario}/{column}' for scenario in agg.scenarios
-              for column in [f'{key}/{name}' for _, key in metrics for name in CSV_FIELDS] + ['negative_transfer']]
+    flags = pd.DataFrame({'model': frame['model'], 'value': frame['flagged'].astype(int),
+                          'column': frame['scenario'] + '/' + frame['metric'] + '/negative_transfer'})
+    header = [f'{scenario}/{key}/{name}' for scenario in agg.scenarios for _, key in metrics
+              for name in (*CSV_FIELDS, 'negative_transfer')]
     table = pd.concat([long, flags]).pivot(index='model', columns='column', values='value')
     table = table.reindex(index=agg.models, columns=header)
     table = table.mask(table.isna(), '')
@@ -239,15 +241,15 @@ def verdict_summary(agg):
             parts.append('variants of TMCDR (own Holm family): '
                          + ('; '.join(_significant_variants(variants)) or 'no significant difference'))
         if agg.floors.get(scenario) and any(not is_target_only(m) for m in agg.models_in(scenario)):
-            flagged = [m for m in agg.models_in(scenario) if agg.flagged(scenario, m)]
-            floor = agg.floor[scenario]
-            parts.append(f'negative transfer (AUC below {floor}, one-sided, Holm): '
-                         + (', '.join(flagged) if flagged else 'none'))
+            flagged = {name: [m for m in agg.models_in(scenario) if agg.flagged(scenario, m, key)]
+                       for name, key in METRICS}
+            parts.append(f'negative transfer (below {agg.floor[scenario]}, one-sided, Holm): '
+                         + ', '.join(f'{name} {", ".join(models) or "none"}' for name, models in flagged.items()))
         lines.append(f'- **{scenario}** ({seeds} seed{"s" if seeds != 1 else ""}): ' + '; '.join(parts) + '.')
     return '\n'.join(lines)
 
 
-def negative_transfer_text(agg):
+def negative_transfer_text(agg, metrics=METRICS):
     lines = []
     for scenario in agg.scenarios:
         transfer = [m for m in agg.models_in(scenario) if not is_target_only(m)]
@@ -256,22 +258,23 @@ def negative_transfer_text(agg):
                 lines.append(f'- {scenario}: no target-only floor was run ({", ".join(FLOOR_MODELS)}): '
                              'negative transfer not checked; add TargetPop to the models.')
             continue
-        floor, floor_auc = agg.best_floor(scenario)
+        floor = agg.floor[scenario]
         if not transfer:  # e.g. a spec still running
             lines.append(f'- {scenario}: no transfer model finished yet: nothing to compare with the floor {floor}.')
             continue
-        entries = [entry for entry in agg.floor_tests.get(scenario, [])
-                   if entry[1] <= floor_auc or entry[-1].significant]
-        if not entries:
-            lines.append(f'- {scenario}: every transfer model has a mean AUC above the target-only floor {floor} '
-                         f'(AUC {floor_auc:.4f}).')
-            continue
-        for model, auc, _, _, test in entries:
-            verdict = ('† negative transfer' if test.significant else 'not above the floor (n.s.)' if test.tested
-                       else f'not above the floor (not tested, n={test.n})')
-            lines.append(f'- {scenario}: {model} (AUC {auc:.4f}) vs the target-only floor {floor} '
-                         f'(AUC {floor_auc:.4f}): {verdict}; Δ {test.ci_text()}, one-sided p {fmt_p(test.p)}, '
-                         f'Holm p {fmt_p(test.p_holm)}.')
+        for name, key in metrics:
+            entries = [entry for entry in agg.floor_tests.get(scenario, []) if entry[1] == key]
+            floor_mean = agg.summary(scenario, floor, key).mean
+            shown = [entry for entry in entries if entry[2] <= floor_mean or entry[-1].significant]
+            if not shown:
+                lines.append(f'- {scenario}: every transfer model has a mean {name} above the target-only floor '
+                             f'{floor} ({name} {floor_mean:.4f}).')
+            for model, _, mean, _, _, test in shown:
+                verdict = ('† negative transfer' if test.significant else 'not above the floor (n.s.)' if test.tested
+                           else f'not above the floor (not tested, n={test.n})')
+                lines.append(f'- {scenario}: {model} ({name} {mean:.4f}) vs the target-only floor {floor} '
+                             f'({name} {floor_mean:.4f}): {verdict}; Δ {test.ci_text()}, one-sided p {fmt_p(test.p)}, '
+                             f'Holm p {fmt_p(test.p_holm)}.')
     return '\n'.join(lines)
 
 
