@@ -226,6 +226,7 @@ def test_report_files_render(tmp_path):
         assert (tmp_path / name).stat().st_size > 0, name
     from PIL import Image
     assert Image.open(tmp_path / 'differences.png').size[0] == 1000  # readable at page width
+    assert Image.open(tmp_path / 'figure1.png').size[0] == 1000
     markdown = (tmp_path / 'table.md').read_text()
     assert markdown == out['markdown']
     # the paper's numbers for its scenario 6 next to ours
