@@ -438,6 +438,12 @@ def test_coverage_names_missing_runs_and_their_seeds():
     assert one_missing.splitlines()[0] == '2 of 3 planned runs (1 scenario x 1 model x 3 seeds) are finished.'
     assert one_missing.splitlines()[-1] == '- a: M1 (seed 2)'
     assert report_mod.coverage_text(report_mod.aggregate(lines), {}) is None
+    assert report_mod.interim_text(agg, {**spec, 'scenario_labels': ['a'], 'models': ['M1']}).startswith(
+        '**Interim: 2 of 3 planned runs are finished.**')
+    complete = report_mod.aggregate(lines[:3])
+    assert report_mod.interim_text(complete, {**spec, 'scenario_labels': ['a'], 'models': ['M1']}) is None
+    assert '**Interim: 2 of 3' in report_mod.render_markdown(agg, spec={**spec, 'scenario_labels': ['a'],
+                                                                         'models': ['M1']})
 
 
 def test_tiny_end_to_end_benchmark(tiny_scenario, tmp_path, capsys):

@@ -59,8 +59,9 @@ def _counted(n, noun):
     return f'{n} {noun}' + ('' if n == 1 else 's')
 
 
-def coverage_text(agg, spec):
-    """Planned (the spec's scenarios x models x seeds) against finished runs; None without a spec."""
+def _coverage(agg, spec):
+    """(planned, missing): the spec's (scenario, model, seed) and those without a finished run; None without a
+    spec."""
     scenarios, models, seeds = (spec.get(k) or [] for k in ('scenario_labels', 'models', 'seeds'))
     only = {model: labels for model, labels in (spec.get('only') or {}).items() if model in models}
     planned = pd.MultiIndex.from_product([scenarios, models, [int(s) for s in seeds]],
@@ -68,7 +69,27 @@ def coverage_text(agg, spec):
     planned = planned[[model not in only or scenario in only[model] for scenario, model, _ in planned]]
     if planned.empty:
         return None
-    missing = planned[~planned.isin(list(zip(agg.runs['scenario'], agg.runs['model'], agg.runs['seed'])))]
+    return planned, planned[~planned.isin(list(zip(agg.runs['scenario'], agg.runs['model'], agg.runs['seed'])))]
+
+
+def interim_text(agg, spec):
+    """The report's first words while planned runs are missing (None once the spec is complete)."""
+    coverage = _coverage(agg, spec)
+    if not coverage or not len(coverage[1]):
+        return None
+    planned, missing = coverage
+    return (f'**Interim: {len(planned) - len(missing)} of {len(planned)} planned runs are finished.** The verdicts '
+            'below are those of the finished runs and may change as the others finish (the coverage below lists them).')
+
+
+def coverage_text(agg, spec):
+    """Planned (the spec's scenarios x models x seeds) against finished runs; None without a spec."""
+    coverage = _coverage(agg, spec)
+    if coverage is None:
+        return None
+    planned, missing = coverage
+    scenarios, models, seeds = (spec.get(k) or [] for k in ('scenario_labels', 'models', 'seeds'))
+    only = {model: labels for model, labels in (spec.get('only') or {}).items() if model in models}
     restricted = '; '.join(f'{model} on {", ".join(labels)} only' for model, labels in only.items())
     lines = [f'{len(planned) - len(missing)} of {len(planned)} planned runs ({_counted(len(scenarios), "scenario")} x '
              f'{_counted(len(models), "model")} x {_counted(len(seeds), "seed")}'
@@ -127,7 +148,8 @@ def render_markdown(agg, figures=None, spec=None):
     parts = [f"# {spec.get('title') or DEFAULT_TITLE}", '']
     if spec.get('command'):
         parts += ['Made (or resumed to completion) by:', '', '```bash', spec['command'], '```', '']
-    parts += ['## Summary', '', verdict_summary(agg), '',
+    interim = interim_text(agg, spec)
+    parts += ['## Summary', '', *([interim, ''] if interim else []), verdict_summary(agg), '',
               'BETTER / WORSE: TMCDR_X against its baseline, paired t-test over seeds, Holm-adjusted p < '
               f"{ALPHA} over every TMCDR test of this report ({agg.family_sizes.get('tmcdr', 0)} tests); "
               'Δ = TMCDR - baseline with its 95% CI (not adjusted); n.s.: not '
