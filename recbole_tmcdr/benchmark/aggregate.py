@@ -178,13 +178,13 @@ def aggregate(records, metrics=METRICS, scenario_order=None, model_order=None):
     return agg
 
 
-def _chosen_on_validation(agg, scenario, candidates, means):
+def _chosen_on_validation(agg, scenario, candidates, means, auc):
     """The candidate with the best mean cold-VALIDATION AUC (its test AUC where it has none), among those with at
     least MIN_PAIRS seeds if any: the baseline of a test is chosen the way the runs chose their settings, not on
     the test users the test compares."""
     if not candidates:
         return None
-    seeds = {m: agg.summary(scenario, m, next(iter(agg.cells[(scenario, m)]))).n for m in candidates}
+    seeds = {m: agg.summary(scenario, m, auc).n for m in candidates}  # candidates have an AUC summary (``means``)
     enough = [m for m in candidates if seeds[m] >= MIN_PAIRS] or candidates
     return max(enough, key=lambda m: agg.valid_means.get((scenario, m), means[m]))
 
@@ -196,7 +196,7 @@ def _test_scenario(agg, scenario, metrics):
     auc = metrics[0][1]
     means = {m: agg.summary(scenario, m, auc).mean for m in agg.models_in(scenario) if agg.summary(scenario, m, auc)}
     others = [m for m in means if not m.startswith(TESTED_PREFIX)]
-    baseline = agg.baselines[scenario] = _chosen_on_validation(agg, scenario, others, means)
+    baseline = agg.baselines[scenario] = _chosen_on_validation(agg, scenario, others, means, auc)
     for model in means:
         if model.startswith(TESTED_PREFIX) and variant_of(model) is None and baseline is not None:
             entry = agg.tests[(scenario, model)] = {'baseline': baseline}
@@ -205,7 +205,7 @@ def _test_scenario(agg, scenario, metrics):
                 entry[key] = paired_test(a.by_seed, b.by_seed) if a and b else PairedTest(n=0)
     floors = agg.floors[scenario] = [(m, auc_mean) for m, auc_mean in means.items() if is_target_only(m)]
     if floors:
-        floor = agg.floor[scenario] = _chosen_on_validation(agg, scenario, [m for m, _ in floors], means)
+        floor = agg.floor[scenario] = _chosen_on_validation(agg, scenario, [m for m, _ in floors], means, auc)
         entries = agg.floor_tests[scenario] = []
         for _, key in metrics:
             for m in means:
