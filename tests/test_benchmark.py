@@ -475,6 +475,7 @@ def test_tiny_end_to_end_benchmark(tiny_scenario, tmp_path, capsys):
     assert benchmark_main(argv + ['--models', 'TargetPop', 'EMCDR_MF', 'EMCDR_BPR', '--report-only']) == 0
     report = open('bench/table.md', encoding='utf-8').read()
     assert '4 of 6 planned runs' in report and '- tiny: EMCDR_BPR\n' in report + '\n'
+    assert "**Interim: 4 of 6 planned runs are finished.**" in report and "replaced the spec's own" in report
     assert '--report-only' not in report and '--models TargetPop EMCDR_MF EMCDR_BPR' in report
     assert len(results_io.load_records('bench/results.jsonl')) == 4
     # run again: everything is done, nothing re-runs

@@ -159,7 +159,7 @@ def test_paper_section_says_whether_the_papers_gain_is_inside_our_interval():
                   record('douban_music_book', 'TMCDR_MF', seed, 0.70 + 0.011 * seed, 0.3),
                   record('douban_book_music', 'EMCDR_MF', seed, 0.70, 0.3)]
     text = report_mod.paper_section(report_mod.aggregate(lines))
-    assert "paper +0.0145, ours +0.0010 [-0.0015, +0.0035] (paired over seeds, 95% CI); the paper's gain lies above " \
+    assert "paper +0.0145, ours +0.0010 [-0.0015, +0.0035] (paired over their 3 common seeds, 95% CI); the paper's gain lies above " \
            "it: not reproduced." in text
     assert "No counterpart in the paper's Table 1: douban_book_music." in text
 
@@ -189,3 +189,35 @@ def test_negative_transfer_is_tested_on_each_metric():
     text = report_mod.negative_transfer_text(agg)
     assert '- s: every transfer model has a mean AUC above the target-only floor TargetPop (AUC 0.7100).' in text
     assert '- s: EMCDR_BPR (NDCG@10 0.1120) vs the target-only floor TargetPop (NDCG@10 0.2100): † negative' in text
+
+
+def test_report_edge_cases_from_review():
+    nan = float('nan')
+    # a floor without NDCG@10: the report says so instead of failing
+    lines = [record('s', m, seed, auc, ndcg) for seed in range(3)
+             for m, auc, ndcg in (('TargetPop', 0.7, nan), ('EMCDR_MF', 0.8 + 0.01 * seed, 0.3), ('TMCDR_MF', 0.81, 0.3))]
+    assert '- s: the target-only floor TargetPop has no NDCG@10: NDCG@10 not checked.' in \
+        report_mod.negative_transfer_text(report_mod.aggregate(lines))
+    # uneven seeds: the paper section's gain is the paired difference over the common seeds, inside its own CI
+    lines = [record('douban_music_book', 'EMCDR_MF', seed, [.70, .71, .72][seed], 0.3) for seed in range(3)]
+    lines += [record('douban_music_book', 'TMCDR_MF', seed, auc, 0.3)
+              for seed, auc in enumerate([.705, .716, .724, .80, .80])]
+    text = report_mod.paper_section(report_mod.aggregate(lines))
+    assert 'ours +0.0050 [+0.0025, +0.0075] (paired over their 3 common seeds, 95% CI)' in text
+    # a candidate without validation scores: every candidate is then compared on test AUC, and the caption says so
+    lines = [record('s', 'EMCDR_MF', seed, 0.86, 0.3, cold_valid={'uauc': 0.60, 'ndcg@10': 0.3}) for seed in range(3)]
+    lines += [record('s', 'SSCDR', seed, 0.81, 0.3, cold_valid=None) for seed in range(3)]
+    lines += [record('s', 'TMCDR_MF', seed, 0.8 + 0.01 * seed, 0.3) for seed in range(3)]
+    agg = report_mod.aggregate(lines)
+    assert agg.baselines['s'] == 'EMCDR_MF' and agg.chosen_on_test == {'s'}
+    assert 'on the test users for s, whose results lack validation scores' in report_mod.render_markdown(agg)
+
+
+def test_search_section_gives_each_grid_its_own_row():
+    trials = [{'params': {}, 'valid_score': 0.3}] * 2
+    lines = [record(s, 'TMCDR_ListRankMF', 0, 0.8, 0.3, trials=trials, search_space={'meta_inner_lr': grid},
+                    chosen={'meta_inner_lr': grid[0]})
+             for s, grid in (('a', [0.02, 0.1]), ('b', [0.1, 1.0, 10.0]))]
+    rows = [line for line in report_mod.search_section(report_mod.aggregate(lines)).splitlines()
+            if line.startswith('| TMCDR')]
+    assert len(rows) == 2 and 'meta_inner_lr [0.02, 0.1]' in rows[0] and 'meta_inner_lr [0.1, 1.0, 10.0]' in rows[1]

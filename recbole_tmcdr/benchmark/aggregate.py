@@ -75,6 +75,7 @@ class Aggregate:
     floor: dict = field(default_factory=dict)        # scenario -> the floor tested against (chosen on validation)
     valid_means: dict = field(default_factory=dict)  # (scenario, model) -> mean cold-VALIDATION AUC over seeds
     family_sizes: dict = field(default_factory=dict)  # 'tmcdr' | 'floor' | 'variants' -> tests with a p-value
+    chosen_on_test: set = field(default_factory=set)  # scenarios whose baselines had to be chosen on test AUC
     comparisons: list = field(default_factory=list)  # PairComparison of COMPARED_PAIRS
     variant_comparisons: list = field(default_factory=list)  # PairComparison of each variant with TMCDR_X and its
                                                              # baselines (a Holm family of their own)
@@ -179,14 +180,17 @@ def aggregate(records, metrics=METRICS, scenario_order=None, model_order=None):
 
 
 def _chosen_on_validation(agg, scenario, candidates, means, auc):
-    """The candidate with the best mean cold-VALIDATION AUC (its test AUC where it has none), among those with at
-    least MIN_PAIRS seeds if any: the baseline of a test is chosen the way the runs chose their settings, not on
-    the test users the test compares."""
+    """The candidate with the best mean cold-VALIDATION AUC, among those with at least MIN_PAIRS seeds if any: the
+    baseline of a test is chosen the way the runs chose their settings, not on the test users the test compares
+    (on test AUC only where a candidate has no validation score: the scenario goes to ``agg.chosen_on_test``)."""
     if not candidates:
         return None
     seeds = {m: agg.summary(scenario, m, auc).n for m in candidates}  # candidates have an AUC summary (``means``)
     enough = [m for m in candidates if seeds[m] >= MIN_PAIRS] or candidates
-    return max(enough, key=lambda m: agg.valid_means.get((scenario, m), means[m]))
+    if all((scenario, m) in agg.valid_means for m in enough):
+        return max(enough, key=lambda m: agg.valid_means[(scenario, m)])
+    agg.chosen_on_test.add(scenario)  # results without validation scores: never compare one model's validation
+    return max(enough, key=means.get)  # mean with another's test mean
 
 
 def _test_scenario(agg, scenario, metrics):
@@ -208,7 +212,7 @@ def _test_scenario(agg, scenario, metrics):
         floor = agg.floor[scenario] = _chosen_on_validation(agg, scenario, [m for m, _ in floors], means, auc)
         entries = agg.floor_tests[scenario] = []
         for _, key in metrics:
-            for m in means:
+            for m in agg.models_in(scenario):
                 ours, theirs = agg.summary(scenario, m, key), agg.summary(scenario, floor, key)
                 if not is_target_only(m) and ours and theirs:
                     entries.append((m, key, ours.mean, floor, theirs.mean,

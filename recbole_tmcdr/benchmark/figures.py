@@ -76,7 +76,8 @@ def plot_figure1(agg, path, metrics=METRICS):
             _zoomed_ylim(ax, lows, highs)
             ax.set_xticks(x)
             ax.set_xlim(-0.7, len(agg.scenarios) - 0.3)
-            ax.set_xticklabels(agg.scenarios, fontsize=8)
+            crowded = len(agg.scenarios) > 3  # beyond three, the scenario names overlap unless slanted
+            ax.set_xticklabels(agg.scenarios, fontsize=8, rotation=20 if crowded else 0, ha='right' if crowded else 'center')
             ax.set_title(f'{name}: {baseline} vs {tmcdr}', fontsize=9)
             if col == 0:
                 ax.legend(fontsize=7, loc='lower right')
@@ -184,12 +185,17 @@ def plot_pair_differences(agg, path, metrics=METRICS):
                  '(×: the target-only floor − the same baseline;\na red dot left of its × is below the floor)', dpi=100)
 
 
+# line styles of TMCDR's variants in the training curves (dotted is a curve's tail, dashed a floor)
+VARIANT_STYLES = {'TMCDRAdapted': '-.', 'TMCDRPaperStep': (0, (6, 1, 1, 1, 1, 1))}
+
+
 def _model_colors(models, plt):
     """A colour per model: TMCDR_X (and its variants) the dark shade of base model X's hue, its baseline (EMCDR_X;
     SSCDR for CML) the light shade, target-only floors grey, any other model a hue of its own."""
     tab20, greys = plt.get_cmap('tab20').colors, plt.get_cmap('Greys')
+    spare_colors = tab20[2 * len(BASE_MODELS):] + plt.get_cmap('tab20b').colors
     partner = {tmcdr: baseline for baseline, tmcdr in COMPARED_PAIRS}  # TMCDR_CML: SSCDR, the paper's pair
-    spare = iter(range(2 * len(BASE_MODELS), 40))
+    spare = iter(range(10 ** 6))
     floors = [m for m in models if is_target_only(m)]
     colors = {}
     for model in models:
@@ -202,7 +208,7 @@ def _model_colors(models, plt):
         elif baseline_of:
             colors[model] = tab20[2 * BASE_MODELS.index(baseline_of[0].partition('_')[2]) + 1]
         else:
-            colors[model] = tab20[next(spare) % 20]
+            colors[model] = spare_colors[next(spare) % len(spare_colors)]
     return colors
 
 
@@ -227,7 +233,7 @@ def plot_training_curves(agg, path):
     for ax, scenario in zip(axes.flat, scenarios):
         for model, curve in curves.loc[scenario].groupby(level='model', observed=True):
             curve = curve.droplevel('model')
-            style = '--' if is_target_only(model) else '-.' if variant_of(model) else '-'
+            style = '--' if is_target_only(model) else VARIANT_STYLES.get(model.partition('_')[0], '-')
             color, every_seed = colors[model], curve[curve['seeds'] == curve['of']]
             most_seeds = curve[2 * curve['seeds'] >= curve['of']]  # the tail of a seed or two would jump
             ax.plot(most_seeds.index, most_seeds['mean'], ':', color=color, linewidth=1)

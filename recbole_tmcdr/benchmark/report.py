@@ -78,8 +78,11 @@ def interim_text(agg, spec):
     if not coverage or not len(coverage[1]):
         return None
     planned, missing = coverage
+    narrowed = spec.get('narrowed_from')
     return (f'**Interim: {len(planned) - len(missing)} of {len(planned)} planned runs are finished.** The verdicts '
-            'below are those of the finished runs and may change as the others finish (the coverage below lists them).')
+            'below are those of the finished runs and may change as the others finish (the coverage below lists them).'
+            + (' The command\'s `--scenarios` / `--models` replaced the spec\'s own; without them, the report covers '
+               'the spec\'s.' if narrowed else ''))
 
 
 def coverage_text(agg, spec):
@@ -158,16 +161,20 @@ def render_markdown(agg, figures=None, spec=None):
     if coverage:
         parts += [coverage, '']
     run_time = run_time_text(agg)
+    tested = {scenario: baseline for scenario, baseline in agg.baselines.items()
+              if any(s == scenario for s, _ in agg.tests)}
     parts += [header_notes(agg) + (f'\n{run_time}' if run_time else ''), '',
              '## Cold test users: AUC and NDCG@10 (mean ± 95% CI over seeds)', '', main_table(agg), '',
              'AUC = per-user AUC averaged over users (`uauc`). Bold: best mean of the column. '
              f'\\*: paired t-test over seeds (two-sided, at least {MIN_PAIRS} seeds) of a TMCDR model against the '
-             f'best other model of the scenario ({_chosen_text(agg.baselines)}), Holm-adjusted p < {ALPHA}; \\*↓: '
+             f'best other model of the scenario ({_chosen_text(tested)}), Holm-adjusted p < {ALPHA}; \\*↓: '
              'significantly WORSE than that model. †: negative transfer (a one-sided paired test, Holm-adjusted, '
              f'finds the metric below the best target-only floor: {_chosen_text(agg.floor)}). Both are chosen by their '
-             'mean AUC on the cold VALIDATION users. "(target-only)": a floor that uses no source data.'
-             + (' "(beyond the paper)", "(ablation)": a variant of TMCDR_X, compared with it in its own section.'
-                if any(variant_of(m) for m in agg.models) else ''), '']
+             'mean AUC on the cold VALIDATION users'
+             + (f' (on the test users for {", ".join(sorted(agg.chosen_on_test))}, whose results lack validation '
+                'scores)' if agg.chosen_on_test else '') + '. "(target-only)": a floor that uses no source data.'
+             + (' "(beyond the paper)", "(ablation)": a variant of TMCDR_X, compared with TMCDR_X (where it was run) '
+                'in its own section.' if any(variant_of(m) for m in agg.models) else ''), '']
     if spec.get('notes'):
         parts += ['## About this run', '', str(spec['notes']).strip(), '']
     tests = tests_table(agg)

@@ -75,27 +75,34 @@ def hyperparameter_section(agg):
 
 
 def search_section(agg):
-    """A row per searched model: its grid, the trials of a run, and how often each value was chosen over its runs
+    """A row per searched model and grid: the trials of a run, and how often each value was chosen over its runs
     (scenarios and seeds); a grid whose every run chose the same end value is marked: the best setting may lie
     beyond it."""
     rows = []
     for model, group in agg.runs.groupby('model', observed=True, sort=False):
-        records = [r for r in group['record'] if len(r.get('trials') or []) > 1 and r.get('search_space')]
-        if not records:
-            continue
-        grid = records[-1]['search_space']
-        parts = []
-        for key, values in grid.items():
-            chosen = pd.Series([(r.get('chosen') or {}).get(key) for r in records]).value_counts()
-            text = ', '.join(f'{value} ×{count}' for value, count in chosen.items())
-            ends = (min(values), max(values)) if len(values) > 1 and all(finite(v) for v in values) else ()
-            at_end = len(chosen) == 1 and chosen.index[0] in ends
-            parts.append(f'{key}: {text}' + (' (every run at the end of the grid)' if at_end else ''))
-        rows.append([model, '; '.join(f'{k} {v}' for k, v in grid.items()), len(records[-1]['trials']),
-                     len(records), '; '.join(parts)])
+        by_grid = {}  # runs of one model may differ in grid (e.g. a model YAML changed between scenarios)
+        for r in group['record']:
+            if len(r.get('trials') or []) > 1 and r.get('search_space'):
+                by_grid.setdefault(repr(sorted(r['search_space'].items())), []).append(r)
+        rows += [_search_row(model, records) for records in by_grid.values()]
     if not rows:
         return None
     return rows_table(['model', 'grid', 'trials per run', 'runs', 'chosen on cold validation (runs)'], rows)
+
+
+def _search_row(model, records):
+    """The row of ``search_section`` of the runs of ``model`` that searched one grid."""
+    grid = records[0]['search_space']
+    parts = []
+    for key, values in grid.items():
+        chosen = pd.Series([(r.get('chosen') or {}).get(key) for r in records]).value_counts()
+        text = ', '.join(f'{value} ×{count}' for value, count in chosen.items())
+        ends = (min(values), max(values)) if len(values) > 1 and all(finite(v) for v in values) else ()
+        at_end = len(chosen) == 1 and chosen.index[0] in ends
+        parts.append(f'{key}: {text}' + (' (every run at the end of the grid)' if at_end else ''))
+    trials = sorted({len(r['trials']) for r in records})
+    return [model, '; '.join(f'{k} {v}' for k, v in grid.items()), '/'.join(map(str, trials)), len(records),
+            '; '.join(parts)]
 
 
 def training_section(agg):

@@ -254,6 +254,8 @@ def _write_spec(out_dir, spec, cache_dir, command=None):
     import yaml
     content = spec.as_dict()
     content['command'] = command
+    if spec.narrowed_from:  # the spec's own models / scenarios, of which the command ran a subset
+        content['narrowed_from'] = spec.narrowed_from
     resolved = [resolve_scenario(s) for s in spec.scenarios]
     content['scenarios'] = [s.source() for s in resolved]
     content['scenario_labels'] = [s.label for s in resolved]

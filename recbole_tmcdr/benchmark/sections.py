@@ -250,7 +250,9 @@ def verdict_summary(agg):
 
 
 def negative_transfer_text(agg, metrics=METRICS):
-    lines = []
+    size = agg.family_sizes.get('floor')
+    lines = [f'One-sided paired tests of every transfer model against the floor, on each metric; Holm over all '
+             f'of them ({size} tests with a p-value).', ''] if size else []
     for scenario in agg.scenarios:
         transfer = [m for m in agg.models_in(scenario) if not is_target_only(m)]
         if not agg.floors.get(scenario):
@@ -264,6 +266,9 @@ def negative_transfer_text(agg, metrics=METRICS):
             continue
         for name, key in metrics:
             entries = [entry for entry in agg.floor_tests.get(scenario, []) if entry[1] == key]
+            if agg.summary(scenario, floor, key) is None:
+                lines.append(f'- {scenario}: the target-only floor {floor} has no {name}: {name} not checked.')
+                continue
             floor_mean = agg.summary(scenario, floor, key).mean
             shown = [entry for entry in entries if entry[2] <= floor_mean or entry[-1].significant]
             if not shown:
@@ -303,7 +308,7 @@ def paper_section(agg, metrics=METRICS):
         gain = _gain(agg, scenario)
         if gain is not None:
             theirs = paper.paper_value('TMCDR_MF', 'uauc', number) - paper.paper_value('EMCDR_MF', 'uauc', number)
-            lines.append(f'\nTMCDR_MF − EMCDR_MF (AUC): paper {theirs:+.4f}, ours {gain:+.4f}' + _gain_ci(agg, scenario, theirs))
+            lines.append(f'\nTMCDR_MF − EMCDR_MF (AUC): paper {theirs:+.4f}, ours ' + _gain_text(agg, scenario, gain, theirs))
         lines.append('')
     unmatched = [s for s in agg.scenarios if s not in paper.SCENARIO_TO_PAPER]
     if matched and unmatched:
@@ -324,15 +329,17 @@ def paper_section(agg, metrics=METRICS):
     return '\n'.join(lines)
 
 
-def _gain_ci(agg, scenario, theirs):
-    """' [low, high] (paired over seeds): ...' where the pair was tested, saying whether the paper's gain is in it."""
+def _gain_text(agg, scenario, gain, theirs):
+    """Our TMCDR_MF - EMCDR_MF AUC: the paired difference over their common seeds with its 95% CI, saying whether
+    the paper's gain lies in it, where the pair was tested; else the difference of the means."""
     test = next((c.test for c in agg.comparisons if c.scenario == scenario and c.tmcdr == 'TMCDR_MF'
                  and c.baseline == 'EMCDR_MF' and c.key == 'uauc'), None)
     if test is None or test.ci_low is None:
-        return '.'
+        return f'{gain:+.4f} (difference of the means).'
     where = ('inside it' if test.ci_low <= theirs <= test.ci_high else
              'above it: not reproduced' if theirs > test.ci_high else 'below it')
-    return f' [{test.ci_low:+.4f}, {test.ci_high:+.4f}] (paired over seeds, 95% CI); the paper\'s gain lies {where}.'
+    return (f'{test.diff:+.4f} [{test.ci_low:+.4f}, {test.ci_high:+.4f}] (paired over their {test.n} common seeds, '
+            f'95% CI); the paper\'s gain lies {where}.')
 
 
 def _gain(agg, scenario):

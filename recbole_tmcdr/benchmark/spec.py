@@ -45,7 +45,7 @@ NON_RESULT_KEYS = frozenset({'cache_dir', 'show_progress', 'state', 'checkpoint_
 # Keys the benchmark itself sets for every run.
 RESERVED_KEYS = frozenset({'seed', 'model', 'dataset'})
 
-INFORMATIONAL_FIELDS = ('scenario_labels', 'command')
+INFORMATIONAL_FIELDS = ('scenario_labels', 'command', 'narrowed_from')
 
 
 class SpecError(ValueError):
