@@ -221,3 +221,14 @@ def test_search_section_gives_each_grid_its_own_row():
     rows = [line for line in report_mod.search_section(report_mod.aggregate(lines)).splitlines()
             if line.startswith('| TMCDR')]
     assert len(rows) == 2 and 'meta_inner_lr [0.02, 0.1]' in rows[0] and 'meta_inner_lr [0.1, 1.0, 10.0]' in rows[1]
+
+
+def test_csv_negative_transfer_flag_is_empty_where_nothing_was_tested(tmp_path):
+    import csv
+    lines = [record('s', m, seed, auc, 0.3) for seed in range(3)
+             for m, auc in (('TargetPop', 0.7), ('EMCDR_MF', 0.6 + 0.01 * seed))]
+    lines += [record('t', 'EMCDR_MF', seed, 0.8, 0.3) for seed in range(3)]  # no floor in t
+    report_mod.write_csv(report_mod.aggregate(lines), tmp_path / 'table.csv')
+    rows = {row['model']: row for row in csv.DictReader(open(tmp_path / 'table.csv', encoding='utf-8'))}
+    assert rows['TargetPop']['s/uauc/negative_transfer'] == '' and rows['EMCDR_MF']['s/uauc/negative_transfer'] == '1'
+    assert rows['EMCDR_MF']['t/uauc/negative_transfer'] == ''

@@ -84,7 +84,7 @@ def _csv_number(value, spec):
 def write_csv(agg, path, metrics=METRICS):
     """``table.csv``: a row per model, per scenario and metric the columns of :data:`CSV_FIELDS` (``ci95``: the
     half-width of the 95% CI; ``baseline``: the model of the paired test) and the negative-transfer flag; empty
-    where a model was not run (or not tested)."""
+    where a model was not run (or not tested: a floor, or a scenario without one)."""
     frame = cell_frame(agg, metrics)
     summary, test = frame['summary'], frame['test']
     fields = pd.DataFrame({
@@ -99,7 +99,8 @@ def write_csv(agg, path, metrics=METRICS):
     long = pd.concat([frame[['scenario', 'model', 'metric']], fields], axis=1).melt(
         id_vars=['scenario', 'model', 'metric'], var_name='field')
     long['column'] = long['scenario'] + '/' + long['metric'] + '/' + long['field']
-    flags = pd.DataFrame({'model': frame['model'], 'value': frame['flagged'].astype(int),
+    checked = [not is_target_only(m) and s in agg.floor for s, m in zip(frame['scenario'], frame['model'])]
+    flags = pd.DataFrame({'model': frame['model'], 'value': frame['flagged'].astype(int).where(checked, ''),
                           'column': frame['scenario'] + '/' + frame['metric'] + '/negative_transfer'})
     header = [f'{scenario}/{key}/{name}' for scenario in agg.scenarios for _, key in metrics
               for name in (*CSV_FIELDS, 'negative_transfer')]
