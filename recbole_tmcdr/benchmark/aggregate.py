@@ -212,8 +212,9 @@ def _test_scenario(agg, scenario, metrics):
         floor = agg.floor[scenario] = _chosen_on_validation(agg, scenario, [m for m, _ in floors], means, auc)
         entries = agg.floor_tests[scenario] = []
         for _, key in metrics:
+            theirs = agg.summary(scenario, floor, key)
             for m in agg.models_in(scenario):
-                ours, theirs = agg.summary(scenario, m, key), agg.summary(scenario, floor, key)
+                ours = agg.summary(scenario, m, key)
                 if not is_target_only(m) and ours and theirs:
                     entries.append((m, key, ours.mean, floor, theirs.mean,
                                     paired_test(ours.by_seed, theirs.by_seed, 'less')))

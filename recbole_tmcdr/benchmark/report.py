@@ -59,11 +59,17 @@ def _counted(n, noun):
     return f'{n} {noun}' + ('' if n == 1 else 's')
 
 
+def _plan(spec):
+    """The spec's scenario labels, models, seeds, and ``only`` restricted to its models."""
+    scenarios, models, seeds = (spec.get(k) or [] for k in ('scenario_labels', 'models', 'seeds'))
+    return scenarios, models, seeds, {model: labels for model, labels in (spec.get('only') or {}).items()
+                                      if model in models}
+
+
 def _coverage(agg, spec):
     """(planned, missing): the spec's (scenario, model, seed) and those without a finished run; None without a
     spec."""
-    scenarios, models, seeds = (spec.get(k) or [] for k in ('scenario_labels', 'models', 'seeds'))
-    only = {model: labels for model, labels in (spec.get('only') or {}).items() if model in models}
+    scenarios, models, seeds, only = _plan(spec)
     planned = pd.MultiIndex.from_product([scenarios, models, [int(s) for s in seeds]],
                                          names=['scenario', 'model', 'seed'])
     planned = planned[[model not in only or scenario in only[model] for scenario, model, _ in planned]]
@@ -91,8 +97,7 @@ def coverage_text(agg, spec):
     if coverage is None:
         return None
     planned, missing = coverage
-    scenarios, models, seeds = (spec.get(k) or [] for k in ('scenario_labels', 'models', 'seeds'))
-    only = {model: labels for model, labels in (spec.get('only') or {}).items() if model in models}
+    scenarios, models, seeds, only = _plan(spec)
     restricted = '; '.join(f'{model} on {", ".join(labels)} only' for model, labels in only.items())
     lines = [f'{len(planned) - len(missing)} of {len(planned)} planned runs ({_counted(len(scenarios), "scenario")} x '
              f'{_counted(len(models), "model")} x {_counted(len(seeds), "seed")}'

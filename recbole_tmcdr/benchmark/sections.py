@@ -267,10 +267,11 @@ def negative_transfer_text(agg, metrics=METRICS):
             continue
         for name, key in metrics:
             entries = [entry for entry in agg.floor_tests.get(scenario, []) if entry[1] == key]
-            if agg.summary(scenario, floor, key) is None:
+            floor_summary = agg.summary(scenario, floor, key)
+            if floor_summary is None:
                 lines.append(f'- {scenario}: the target-only floor {floor} has no {name}: {name} not checked.')
                 continue
-            floor_mean = agg.summary(scenario, floor, key).mean
+            floor_mean = floor_summary.mean
             shown = [entry for entry in entries if entry[2] <= floor_mean or entry[-1].significant]
             if not shown:
                 lines.append(f'- {scenario}: every transfer model has a mean {name} above the target-only floor '
