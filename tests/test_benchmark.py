@@ -314,6 +314,22 @@ def test_selection_uses_validation_never_test(tmp_path, monkeypatch):
     assert set(line['host']) >= {'platform', 'cpu_count', 'torch'}
 
 
+def test_a_config_file_value_is_recorded_and_not_searched(tmp_path):
+    # the record and the selection metric are the values the run sees: a --config-files value outranks the
+    # model YAML (the record said learning_rate=0.001, the model's default, of a run made at 0.002)
+    settings = tmp_path / 'settings.yaml'
+    settings.write_text('learning_rate: 0.002\nvalid_metric: UAUC\n')
+    for lr_search in (False, True):
+        spec = BenchmarkSpec(scenarios=['ml_genre'], models=['EMCDR_MF'], seeds=[0], out=str(tmp_path / 'out'),
+                             config_files=[str(settings)], lr_search=lr_search).validate()
+        task = runner.plan(spec, str(tmp_path / 'out'), str(tmp_path / 'cache'))[0]
+        assert task['trials'] == [{}] and task['defaults'] == {'learning_rate': 0.002}
+        assert task['valid_metric'] == 'uauc'
+    spec = BenchmarkSpec(scenarios=['ml_genre'], models=['EMCDR_MF'], seeds=[0], out=str(tmp_path / 'out'),
+                         config_files=[str(settings)], overrides={'learning_rate': 0.005}).validate()
+    assert runner.plan(spec, str(tmp_path / 'out'), 'c')[0]['defaults'] == {'learning_rate': 0.005}
+
+
 # ----- resume
 def fake_run(task, progress=None):
     """A run function for the executor tests (module level: picklable for worker processes and Ray); like a real run,

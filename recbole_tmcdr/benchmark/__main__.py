@@ -19,7 +19,7 @@ figures (differences.png, figure1.png, cold_to_warm.png, training.png: those wit
 the table is printed.
 
 Any other parameter: --key=value (YAML value, e.g. --embedding_size=64 '--train_epochs=["SOURCE:5","TARGET:5","OVERLAP:20"]'),
-given to every run. A key set this way is not searched.
+given to every run. A key set this way, or in a --config-files file, is not searched.
 """
 
 

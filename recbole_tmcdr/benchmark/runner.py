@@ -28,7 +28,7 @@ from recbole_tmcdr.benchmark.executor import Dispatcher, execute, open_executor
 from recbole_tmcdr.benchmark.search_space import grid, merged_model_yaml, model_search_space, resolved_value
 from recbole_tmcdr.benchmark.spec import (
     BenchmarkSpec, SpecError, absolute_path_overrides, config_hash, defaults_unless_set, file_sha, resolve_scenario,
-    run_inputs,
+    run_inputs, set_in_files,
 )
 from recbole_tmcdr.benchmark.worker import run_one
 
@@ -80,13 +80,16 @@ def plan(spec, out_dir, cache_dir):
     tasks = []
     for scenario in scenarios:
         base_config = {**defaults_unless_set(benchmark_defaults, [scenario.path()] + config_files), **explicit}
+        run_files = [scenario.path()] + config_files  # the dataset's YAML layer, then the user's files
+        fixed_by_user = set(overrides) | set(set_in_files(config_files))
         for model in (m for m in spec.models if spec.runs_on(m, scenario.label)):
             full_space = model_search_space(model, spec.search_space)
-            # a key the user fixed with an override is not searched
-            space = {k: v for k, v in full_space.items() if k not in overrides} if spec.lr_search else {}
+            # a key the user fixed (an override or one of the spec's config files) is not searched
+            space = {k: v for k, v in full_space.items() if k not in fixed_by_user} if spec.lr_search else {}
             trials = grid(space) or [{}]
-            defaults = {k: resolved_value(model, k, overrides) for k in full_space if k not in space}
-            valid_metric = str(resolved_value(model, 'valid_metric', overrides, 'NDCG@10')).lower()
+            defaults = {k: resolved_value(model, k, overrides, config_files=run_files)
+                        for k in full_space if k not in space}
+            valid_metric = str(resolved_value(model, 'valid_metric', overrides, 'NDCG@10', run_files)).lower()
             chash = config_hash(scenario, model, overrides, config_files_sha, trials, spec.kshot,
                                 run_inputs(scenario, model, base_config['raw_data_path']))
             for seed in spec.seeds:

@@ -9,7 +9,8 @@ A spec comes from a YAML file (``--spec``), the command line, or both (the comma
     imports: [my_emcdr]                   # modules that register models of your own (also in every worker)
     seeds: [0, 1, 2]
     overrides: {embedding_size: 256}      # config_dict of every run (same as --key=value)
-    config_files: []                      # extra RecBole YAML files of every run, after the scenario's
+    config_files: []                      # extra RecBole YAML files of every run, after the scenario's (a key
+                                          # they set is not searched, as for overrides)
     jobs: 2                               # local worker processes
     threads: 1                            # torch threads per run (default cpu_count // jobs)
     lr_search: true                       # grid search on the cold VALIDATION score; false = one run, defaults
@@ -251,15 +252,21 @@ def absolute_path_overrides(overrides):
     return overrides
 
 
+def set_in_files(config_files):
+    """The keys the YAML ``config_files`` set, later files overriding earlier ones (as RecBole merges them)."""
+    merged = {}
+    for path in config_files:
+        content = load_yaml(Path(path)) or {}
+        merged.update(content if isinstance(content, dict) else {})
+    return merged
+
+
 def defaults_unless_set(defaults, config_files):
     """The benchmark's ``defaults`` (e.g. ``raw_data_path``), each replaced by the value the run's config files
     (its scenario file first, as RecBole merges them) set, made absolute like the overrides. A run's config_dict
     outranks its files, so a default passed there would silently override the scenario's own value."""
-    set_in_files = {}
-    for path in config_files:
-        content = load_yaml(Path(path)) or {}
-        set_in_files.update(content if isinstance(content, dict) else {})
-    chosen = {key: set_in_files[key] for key in defaults if set_in_files.get(key) is not None}
+    files = set_in_files(config_files)
+    chosen = {key: files[key] for key in defaults if files.get(key) is not None}
     return {**defaults, **absolute_path_overrides(chosen)}
 
 
