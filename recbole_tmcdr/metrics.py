@@ -57,6 +57,15 @@ def register_metrics():
         register.metric_types[name] = metric_cls.metric_type
 
 
+def sorted_rows(scores):
+    """Each row of ``scores`` in ascending order. On the CPU numpy's sort of the values alone (vectorised for
+    float32 / float64) is 1.5-2x faster than ``torch.sort``, which also builds the indices; it is most of an
+    evaluation."""
+    if scores.device.type == 'cpu' and scores.dtype in (torch.float32, torch.float64):
+        return torch.from_numpy(np.sort(scores.detach().numpy(), axis=1))
+    return scores.sort(dim=1).values
+
+
 def mean_rank(scores, positive_u, positive_i):
     """RecBole's ``rec.meanrank`` rows (sum of the positives' average descending ranks, candidates, positives) of a
     batch of full-ranking scores, equal to ``Collector.eval_batch_collect``'s.
@@ -84,7 +93,7 @@ def mean_rank(scores, positive_u, positive_i):
     slot = torch.arange(len(pairs), device=device) - (torch.cumsum(n_positive, 0) - n_positive)[users]
     positive = torch.zeros((n_users, width), dtype=scores.dtype, device=device)
     positive[users, slot] = scores[users, items]
-    ascending = scores.sort(dim=1).values
+    ascending = sorted_rows(scores)
     below = torch.searchsorted(ascending, positive, right=False)
     not_above = torch.searchsorted(ascending, positive, right=True)
     ranks = (n_items - not_above) + (not_above - below + 1) / 2

@@ -277,3 +277,13 @@ def test_rank_collector_edges():
     # half-precision scores: float32 rows, as RecBole's (a float16 rank sum overflows)
     half = torch.rand(2, 70000).half()
     assert mean_rank(half, torch.tensor([0, 1]), torch.tensor([3, 4])).dtype == torch.float32
+
+
+def test_sorted_rows_equals_torch_sort():
+    from recbole_tmcdr.metrics import sorted_rows
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.randn(7, 40, generator=generator, dtype=torch.float64)
+    scores[0, :5] = float('-inf')
+    scores[1, :4] = 0.5  # ties
+    for rows in (scores, scores.float(), scores.t()[:7], scores[:, ::3], torch.arange(12).view(3, 4).flip(1)):
+        assert torch.equal(sorted_rows(rows), rows.sort(dim=1).values)
