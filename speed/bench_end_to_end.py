@@ -97,11 +97,13 @@ def timed_run(model, dataset, config_files, config):
     return result, capture.messages, total, phases
 
 
-def run_model(ctx, model, cache_dir, **overrides):
+def run_model(ctx, model, cache_dir, dataset=None, **overrides):
+    """One timed run on the suite's scenario, or on the named ``dataset`` (a full run only)."""
     from speed.common import QUIET
     config = dict(ctx.setup.overrides)
     config.update(QUIET, state='INFO', cache_dir=str(cache_dir), **overrides)
-    result, messages, total, phases = timed_run(model, ctx.setup.dataset, ctx.setup.config_files, config)
+    config_files = [] if dataset else ctx.setup.config_files
+    result, messages, total, phases = timed_run(model, dataset or ctx.setup.dataset, config_files, config)
     reuse_lines = [m for m in messages if REUSE_MESSAGE in m]
     epochs = sum(1 for m in messages if BRIDGE_EPOCH.match(m))
     return {'total_s': round(total, 2), 'phases_s': {k: round(v, 2) for k, v in phases.items()},
