@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from speed.common import RESULTS_FILE, Figure, Setup, machine_description, set_threads  # noqa: E402
 
-# figure number -> module (run in this order)
+# figure number -> module, or module:function (default: run), run in this order
 FIGURES = {
     '1': 'bench_meta_step',
     '2': 'bench_vectorisation',
@@ -36,6 +36,7 @@ FIGURES = {
     '6': 'bench_scaling',
     '7': 'bench_memory',
     '8': 'bench_joint',
+    '8b': 'bench_joint:run_amazon',
     '9': 'bench_scale',
 }
 
@@ -122,11 +123,12 @@ def main(argv=None):
     figures = []
     try:
         for number in (args.only or FIGURES):
-            module = importlib.import_module(f'speed.{FIGURES[number]}')
+            module_name, _, function = FIGURES[number].partition(':')
+            module = importlib.import_module(f'speed.{module_name}')
             t0 = time.perf_counter()
             print(f'[figure {number}] {FIGURES[number]} ...', flush=True)
             try:
-                rows = module.run(ctx)
+                rows = getattr(module, function or 'run')(ctx)
             except Exception as error:  # one broken figure must not hide the others
                 traceback.print_exc()
                 rows = [Figure(number, f'{FIGURES[number]}: ERROR {type(error).__name__}: {error}'[:200], None, '',
