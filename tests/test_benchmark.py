@@ -566,3 +566,12 @@ def test_a_results_line_without_seed_does_not_stop_resume(tiny_scenario, tmp_pat
     with pytest.warns(results_io.ResultsFileWarning, match='no valid scenario/model/seed'):
         runner.run_benchmark(spec, run_fn=_spy_run(called), report=False, progress=False)
     assert called == ['tiny/TargetPop/seed0']
+
+
+def test_a_config_file_without_settings_is_refused_when_planned(tmp_path):
+    empty = tmp_path / 'empty.yaml'
+    empty.write_text('# nothing yet\n')
+    spec = BenchmarkSpec(scenarios=['ml_genre'], models=['EMCDR_MF'], seeds=[0], out=str(tmp_path / 'out'),
+                         config_files=[str(empty)]).validate()
+    with pytest.raises(SpecError, match="empty.yaml' holds no `key: value` mapping"):
+        runner.plan(spec, str(tmp_path / 'out'), 'c')

@@ -256,8 +256,11 @@ def set_in_files(config_files):
     """The keys the YAML ``config_files`` set, later files overriding earlier ones (as RecBole merges them)."""
     merged = {}
     for path in config_files:
-        content = load_yaml(Path(path)) or {}
-        merged.update(content if isinstance(content, dict) else {})
+        content = load_yaml(Path(path))
+        if not isinstance(content, dict):  # RecBole would fail on it in every run (dict.update of a non-mapping)
+            raise SpecError(f"Config file '{path}' holds no `key: value` mapping (got {type(content).__name__}): "
+                            'give it the settings it is meant to set, or leave it out.')
+        merged.update(content)
     return merged
 
 
