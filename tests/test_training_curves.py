@@ -60,7 +60,8 @@ def test_curves_average_the_seeds_that_trained_each_epoch():
 def test_report_links_the_training_curve_figure(tmp_path):
     for seed in range(3):
         for scenario in ('a', 'b', 'c'):
-            for model, shift in (('EMCDR_MF', 0.0), ('TMCDR_MF', 0.01)):
+            for model, shift in (('EMCDR_MF', 0.0), ('TMCDR_MF', 0.01), ('TMCDRAdapted_MF', 0.02),
+                                 ('TMCDRPaperStep_MF', 0.03)):  # every line style of the figure
                 scores = [0.2 + shift, 0.25 + shift, 0.3][:2 + seed % 2]  # seed 1 trains an epoch more
                 results_io.append_record(tmp_path / 'results.jsonl', record(scenario, model, seed, 0.8, 0.3,
                                                                             training=training(history(scores))))

@@ -236,8 +236,9 @@ def plot_training_curves(agg, path):
             style = '--' if is_target_only(model) else VARIANT_STYLES.get(model.partition('_')[0], '-')
             color, every_seed = colors[model], curve[curve['seeds'] == curve['of']]
             most_seeds = curve[2 * curve['seeds'] >= curve['of']]  # the tail of a seed or two would jump
-            ax.plot(most_seeds.index, most_seeds['mean'], ':', color=color, linewidth=1)
-            legend[model], = ax.plot(every_seed.index, every_seed['mean'], style, color=color, linewidth=1.4)
+            ax.plot(most_seeds.index, most_seeds['mean'], linestyle=':', color=color, linewidth=1)
+            # a keyword: a dash tuple (TMCDRPaperStep's) given as plot's format argument is taken for data
+            legend[model], = ax.plot(every_seed.index, every_seed['mean'], linestyle=style, color=color, linewidth=1.4)
         ax.set_title(scenario, fontsize=10)
         ax.set_xlabel('epoch of the bridge stage')
         ax.set_ylabel(valid_metrics[scenario])
