@@ -79,17 +79,17 @@ def plan(spec, out_dir, cache_dir):
     version = code_version()
     tasks = []
     for scenario in scenarios:
-        base_config = {**defaults_unless_set(benchmark_defaults, [scenario.path()] + config_files), **explicit}
         run_files = [scenario.path()] + config_files  # the dataset's YAML layer, then the user's files
+        base_config = {**defaults_unless_set(benchmark_defaults, run_files), **explicit}
         fixed_by_user = set(overrides) | set(set_in_files(config_files))
+        settings = {**set_in_files(run_files), **overrides}  # what outranks the model YAML, as RecBole merges it
         for model in (m for m in spec.models if spec.runs_on(m, scenario.label)):
             full_space = model_search_space(model, spec.search_space)
             # a key the user fixed (an override or one of the spec's config files) is not searched
             space = {k: v for k, v in full_space.items() if k not in fixed_by_user} if spec.lr_search else {}
             trials = grid(space) or [{}]
-            defaults = {k: resolved_value(model, k, overrides, config_files=run_files)
-                        for k in full_space if k not in space}
-            valid_metric = str(resolved_value(model, 'valid_metric', overrides, 'NDCG@10', run_files)).lower()
+            defaults = {k: resolved_value(model, k, settings) for k in full_space if k not in space}
+            valid_metric = str(resolved_value(model, 'valid_metric', settings, 'NDCG@10')).lower()
             chash = config_hash(scenario, model, overrides, config_files_sha, trials, spec.kshot,
                                 run_inputs(scenario, model, base_config['raw_data_path']))
             for seed in spec.seeds:

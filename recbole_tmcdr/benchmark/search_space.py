@@ -4,7 +4,7 @@ else the model's YAML (``benchmark_search_space``), else :data:`DEFAULT_SEARCH_S
 import itertools
 from pathlib import Path
 
-from recbole_tmcdr.benchmark.spec import SpecError, load_yaml, set_in_files
+from recbole_tmcdr.benchmark.spec import SpecError, load_yaml
 
 DEFAULT_SEARCH_SPACE = {'learning_rate': [0.001, 0.002, 0.005, 0.01]}  # the paper's grid
 SEARCH_SPACE_KEY = 'benchmark_search_space'
@@ -74,12 +74,9 @@ def grid(space, fixed=()):
     return [dict(zip(keys, values)) for values in itertools.product(*(space[k] for k in keys))]
 
 
-def resolved_value(model, key, overrides, default=None, config_files=()):
-    """A parameter's value as the run will see it, in RecBole's order: overrides, else the run's
-    ``config_files`` (the scenario's, then the user's), else the model's plugin YAML, else default."""
-    if key in overrides:
-        return overrides[key]
-    files = set_in_files(config_files)
-    if key in files:
-        return files[key]
+def resolved_value(model, key, settings, default=None):
+    """A parameter's value as the run will see it: ``settings`` (what outranks the model's YAML: the run's config
+    files and overrides, merged in RecBole's order), else the model's plugin YAML, else default."""
+    if key in settings:
+        return settings[key]
     return merged_model_yaml(model).get(key, default)
