@@ -102,11 +102,13 @@ def run_recbole_cdr(model=None, dataset=None, config_file_list=None, config_dict
     best_valid_score, best_valid_result = trainer.fit(
         run.train_data, run.valid_data, saved=saved, show_progress=config['show_progress'])
     test_result = trainer.evaluate(run.test_data, load_best_model=saved, show_progress=config['show_progress'])
+    extra = {}
+    if getattr(trainer, 'inference_trials', None):  # every setting of inference_grid, tested at its own best state
+        extra['inference_grid'] = trainer.evaluate_inference_grid(run.test_data, show_progress=config['show_progress'])
     store_trained_model(run, stored_path, best_valid_score, best_valid_result)  # the state just tested
 
     logger.info(set_color('best valid ', 'yellow') + f': {dict2str(best_valid_result)}')
     logger.info(set_color('test result', 'yellow') + f': {dict2str(test_result)}')
-    extra = {}
     if config['kshot']:
         # fold-in settings per K and a router's choice are made on the cold validation users, never the test users
         extra.update(kshot_on_validation(trainer, run.valid_data))

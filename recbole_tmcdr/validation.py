@@ -177,6 +177,7 @@ RULES = {
     'stopping_step': Rule('int', positive, '> 0'),
     'eval_args': Rule('dict', eval_args_with_mode, "whose 'mode' is 'full', 'uniN' or 'popN' (N > 0) and without "
                       "'split' (cold users are split by cold_user_ratio and cold_valid_fraction)"),
+    'inference_grid': Rule('dict', lambda v: len(v) > 0, 'with at least one key', nullable=True),
     'metrics': Rule('any', metrics_of_one_kind, describe_metrics),
     'topk': Rule('any', positive_ints, 'an int > 0 or a non-empty list of ints > 0'),
     # shared training keys
@@ -313,6 +314,31 @@ def check_row_sparse_updates(config, model_class, defaults):
     return None
 
 
+def check_inference_grid(config, model_class, defaults):
+    """``inference_grid`` names only keys that change the model's inference (its ``inference_keys``), each with a
+    non-empty list of values its rule accepts."""
+    grid = config.get('inference_grid')
+    if not grid:
+        return None
+    model = model_class.__name__
+    inference_keys = getattr(model_class, 'inference_keys', None) or {}
+    unknown = [key for key in grid if key not in inference_keys]
+    if unknown:
+        allowed = ', '.join(inference_keys) if inference_keys else 'none (every key of it changes the training)'
+        return (f"The 'inference_grid' parameter of {model} names {', '.join(map(repr, unknown))}, which changes "
+                f'more than the inference: search it as separate trials (benchmark_search_space) instead. '
+                f"{model}'s inference keys: {allowed}.")
+    rules = {**RULES, **declared_rules(model_class)}
+    for key, values in grid.items():
+        rule = rules.get(key)
+        if (not isinstance(values, (list, tuple)) or not values
+                or (rule is not None and not all(rule.accepts(value) for value in values))):
+            kind = rule.describe() if rule is not None else 'a value'
+            return (f"The 'inference_grid' values of '{key}' must be a non-empty list, each {kind}, e.g. "
+                    f'{{{key}: [{config.get(key)!r}]}}. Got {values!r} instead.')
+    return None
+
+
 def check_model_config(config, model_class, defaults):
     """The model's own checks of keys that involve each other or the registry: its classmethod ``check_config``
     (config -> an error message, or None), e.g. KRouter's candidate names."""
@@ -321,7 +347,7 @@ def check_model_config(config, model_class, defaults):
 
 
 CROSS_CHECKS = (check_train_epochs, check_value_metrics_are_sampled, check_valid_metric, check_row_sparse_updates,
-                check_model_config)  # run after every rule has passed
+                check_inference_grid, check_model_config)  # run after every rule has passed
 
 
 def validate(final_config, model_class, user_keys=(), defaults=None, model_classes=()):

@@ -18,6 +18,7 @@ import traceback
 from datetime import datetime, timezone
 
 from recbole_tmcdr.benchmark import results as results_io
+from recbole_tmcdr.trainer.inference_grid import grid_settings
 
 
 def _emit(progress, event):
@@ -81,43 +82,99 @@ def _better(score, best, bigger):
     return score > best if bigger else score < best
 
 
-def run_one(task, progress=None):
-    """Run the trials of one (scenario, model, seed) and return its ``results.jsonl`` record."""
+def inference_keys(model):
+    """The keys of ``model`` that change only its inference (``inference_keys`` of its class; none if unknown)."""
+    from recbole_tmcdr.registry import MODELS
+    try:
+        return set(getattr(MODELS.get(model), 'inference_keys', None) or {})
+    except Exception:  # noqa: BLE001 - an unknown model fails in its own run, with the registry's message
+        return set()
+
+
+def trial_groups(model, trials):
+    """The trials of a run as units of training: [(trial indices, training params, inference_grid or None)].
+    Trials that differ only in the model's inference keys (SSCDR's ``sscdr_hops``) and whose settings of those
+    keys form a grid train once, validating every setting (``inference_grid``, see
+    :mod:`recbole_tmcdr.trainer.inference_grid`); every other trial is a unit of its own."""
+    keys = inference_keys(model)
+    groups = {}
+    for index, params in enumerate(trials):
+        training = {k: v for k, v in params.items() if k not in keys}
+        groups.setdefault(repr(sorted(training.items())), (training, []))[1].append(index)
+    units = []
+    for training, indices in groups.values():
+        settings = [{k: v for k, v in trials[i].items() if k in keys} for i in indices]
+        grid = {k: list(dict.fromkeys(s[k] for s in settings)) for k in settings[0]}
+        if len(indices) > 1 and grid_settings(grid) == settings:
+            units.append((indices, training, grid))
+        else:
+            units += [([index], trials[index], None) for index in indices]
+    return sorted(units, key=lambda unit: unit[0][0])
+
+
+def _run_unit(task, progress, indices, params, grid):
+    """Train one unit of trials; ``[(index, result or None, error or None)]`` and the seconds it took."""
     from recbole_tmcdr import progress as training_progress
     from recbole_tmcdr.quick_start import run_recbole_cdr
+    for index in indices:
+        _emit(progress, {'event': 'trial_start', 'run_id': task['run_id'], 'index': index,
+                         'params': task['trials'][index]})
+    config_dict = {**task['base_config'], **params, 'seed': task['seed'], **({'inference_grid': grid} if grid else {})}
+    start = time.perf_counter()
+    try:
+        with training_progress.listening(_epoch_events(progress, task['run_id'], indices[0])):
+            result = run_recbole_cdr(model=task['model'], saved=False, config_dict=config_dict, **task['run_kwargs'])
+    except Exception as error:  # noqa: BLE001 - e.g. a diverging learning rate: the trials lose
+        print(traceback.format_exc(), file=sys.stderr)  # -> console.log
+        outcomes = [(index, None, f'{type(error).__name__}: {error}') for index in indices]
+    else:
+        if grid is None:
+            outcomes = [(indices[0], result, None)]
+        else:  # one result per setting, as its own run would have returned it
+            by_settings = {repr(sorted(o['settings'].items())): o for o in result.get('inference_grid') or []}
+            outcomes = []
+            for index in indices:
+                setting = {k: task['trials'][index][k] for k in grid}
+                own = by_settings.get(repr(sorted(setting.items())))
+                outcomes.append((index, None if own is None else {**result, **own},
+                                 None if own is not None else 'no validation score'))
+    return outcomes, time.perf_counter() - start
 
+
+def run_one(task, progress=None):
+    """Run the trials of one (scenario, model, seed) and return its ``results.jsonl`` record."""
     start_all = time.perf_counter()
-    trials, chosen_index, chosen = [], None, None
+    entries, chosen_index, chosen = {}, None, None
     _emit(progress, {'event': 'start', 'run_id': task['run_id'], 'n_trials': len(task['trials'])})
     with isolated_run_environment(task['run_dir'], task.get('threads')):
         host = host_info()
-        for index, params in enumerate(task['trials']):
-            _emit(progress, {'event': 'trial_start', 'run_id': task['run_id'], 'index': index, 'params': params})
-            config_dict = {**task['base_config'], **params, 'seed': task['seed']}
-            start = time.perf_counter()
-            entry = {'params': params}
-            try:
-                with training_progress.listening(_epoch_events(progress, task['run_id'], index)):
-                    result = run_recbole_cdr(model=task['model'], saved=False, config_dict=config_dict,
-                                             **task['run_kwargs'])
-            except Exception as error:  # noqa: BLE001 - e.g. a diverging learning rate: the trial loses
-                entry.update(valid_score=None, error=f'{type(error).__name__}: {error}')
-                print(traceback.format_exc(), file=sys.stderr)  # -> console.log
-                result = None
-            else:
-                score = result['best_valid_score']
-                score = None if score is None or score != score else float(score)
-                entry.update(valid_score=score, cold_valid=_floats(result['best_valid_result']))
-                training = result.get('training') or {}
-                entry.update({k: training.get(k) for k in ('best_epoch', 'epochs_run', 'steps', 'steps_at_best',
-                                                           'stopped_on_patience', 'phases') if k in training})
-                if score is not None and _better(score, None if chosen is None else chosen['score'],
-                                                 result.get('valid_score_bigger', True)):
-                    chosen_index, chosen = index, {'score': score, 'result': result}
-            entry['seconds'] = round(time.perf_counter() - start, 3)
+        for indices, params, grid in trial_groups(task['model'], task['trials']):
+            outcomes, seconds = _run_unit(task, progress, indices, params, grid)
+            for index, result, error in outcomes:
+                entry = {'params': task['trials'][index]}
+                if result is None:
+                    entry.update(valid_score=None, error=error)
+                else:
+                    score = result['best_valid_score']
+                    score = None if score is None or score != score else float(score)
+                    entry.update(valid_score=score, cold_valid=_floats(result['best_valid_result']))
+                    training = result.get('training') or {}
+                    entry.update({k: training.get(k) for k in ('best_epoch', 'epochs_run', 'steps', 'steps_at_best',
+                                                               'stopped_on_patience', 'phases') if k in training})
+                entry['seconds'] = round(seconds / len(indices), 3)
+                if len(indices) > 1:  # one training validated these trials' settings (inference_grid)
+                    entry['trained_with'] = indices
+                entries[index] = (entry, result)
+                _emit(progress, {'event': 'trial_end', 'run_id': task['run_id'], 'index': index,
+                                 'valid_score': entry['valid_score'], 'error': entry.get('error')})
+        trials = []
+        for index in sorted(entries):  # selection in trial order: the first of equal scores wins
+            entry, result = entries[index]
             trials.append(entry)
-            _emit(progress, {'event': 'trial_end', 'run_id': task['run_id'], 'index': index,
-                             'valid_score': entry['valid_score'], 'error': entry.get('error')})
+            if entry['valid_score'] is not None and _better(
+                    entry['valid_score'], None if chosen is None else chosen['score'],
+                    result.get('valid_score_bigger', True)):
+                chosen_index, chosen = index, {'score': entry['valid_score'], 'result': result}
     if chosen is None:
         errors = '; '.join(f"{t['params']}: {t.get('error', 'no validation score')}" for t in trials)
         raise RuntimeError(f"{task['run_id']}: every trial failed ({errors}). See {task['run_dir']}/console.log.")

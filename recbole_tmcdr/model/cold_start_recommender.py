@@ -71,6 +71,9 @@ class ColdStartRecommender(CrossDomainRecommender):
     # Whether kshot_full_scores fits a cold user's K revealed items with self.foldin, so that the fold-in settings
     # matter (and kshot_foldin_search chooses them per K: kshot.choose_foldin).
     folds_in = False
+    # Keys that change only how cold users are scored, not what is trained -> the attribute holding each (SSCDR:
+    # {'sscdr_hops': 'hops'}): ``inference_grid`` validates several values of them within one training.
+    inference_keys = {}
     # A directory holding the model's own YAML (<name>.yaml for the names of registry.model_yaml_names), for a
     # model outside the plugin's properties/model/, e.g. Path(__file__).parent.
     yaml_dir = None
@@ -96,6 +99,11 @@ class ColdStartRecommender(CrossDomainRecommender):
 
     def set_phase(self, phase):
         self.phase = Phase(phase)
+
+    def apply_inference(self, settings):
+        """Score cold users with ``settings`` (values of :attr:`inference_keys`, checked at start-up)."""
+        for key, value in settings.items():
+            setattr(self, self.inference_keys[key], value)
 
     def domain_embedding(self, domain, kind, embedding_size):
         """A :class:`DomainEmbedding` of the ``kind`` ('user' | 'item') ids of ``domain`` (SOURCE | TARGET)."""

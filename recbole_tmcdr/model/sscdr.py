@@ -67,6 +67,7 @@ class SSCDR(CrossDomainMappingRecommender):
 
     trainer = 'JointTrainer'
     phase_loader_modes = {Phase.OVERLAP: Phase.SOURCE}  # the mapping phase iterates the source triples
+    inference_keys = {'sscdr_hops': 'hops'}  # the neighbourhood changes the inference only (inference_grid)
     config_rules = {
         'sscdr_unsup_weight': Rule('float', non_negative, '>= 0'),
         'sscdr_hops': Rule('int', non_negative, '>= 0'),

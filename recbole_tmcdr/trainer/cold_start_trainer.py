@@ -31,6 +31,7 @@ from recbole_tmcdr.model.cold_start_recommender import WARM_USER_FIELD
 from recbole_tmcdr import progress
 from recbole_tmcdr.phases import PRETRAIN_PHASES, Phase
 from recbole_tmcdr.registry import register_trainer
+from recbole_tmcdr.trainer.inference_grid import InferenceGridMixin
 from recbole_tmcdr.trainer.row_sparse_adam import RowSparseAdam
 
 # Every config key that shapes a pre-trained base model: the pre-training cache key hashes them, together with
@@ -79,8 +80,9 @@ def id_space(model):
 
 
 @register_trainer
-class ColdStartTrainer(CrossDomainTrainer):
-    """Phase walk with per-phase optimizers, cached pre-training and cold-validation early stopping."""
+class ColdStartTrainer(InferenceGridMixin, CrossDomainTrainer):
+    """Phase walk with per-phase optimizers, cached pre-training and cold-validation early stopping (of each
+    setting of ``inference_grid``: :mod:`recbole_tmcdr.trainer.inference_grid`)."""
 
     def __init__(self, config, model):
         super().__init__(config, model)
@@ -95,6 +97,8 @@ class ColdStartTrainer(CrossDomainTrainer):
         self.phase_costs = {}  # phase -> seconds, and for pre-training whether the cache was reused
         self.epoch_diagnostics = {}  # extra per-epoch values a subclass measures (MetaTrainer: inner step)
         self.triplet_loaders = {}  # loader mode -> TripletLoader (built once per run)
+        self.inference_trials = []  # one per setting of inference_grid, validated within one training
+        self.chosen_inference_trial = None
         # RecBole's name, <model>-<time to the second>.pth, is shared by runs started in the same second in one
         # directory, and the final test reloads it: each run would test the model of whichever saved last.
         self.saved_model_file = os.path.join(
@@ -105,9 +109,12 @@ class ColdStartTrainer(CrossDomainTrainer):
         ``torch.load(weights_only=True)`` (see :mod:`recbole_tmcdr.safe_loading`): the config is recorded as the
         model name and the user's settings, not as a pickled ``Config``. Written atomically."""
         saved_model_file = kwargs.pop('saved_model_file', self.saved_model_file)
+        settings = dict(self.config.external_config_dict)
+        if self.chosen_inference_trial is not None:  # the checkpoint rebuilds the chosen setting, not the grid
+            settings.pop('inference_grid', None)
+            settings.update(self.chosen_inference_trial.settings)
         state = {
-            'config': {'model': self.config['model'],
-                       'settings': json.loads(json.dumps(self.config.external_config_dict, default=str))},
+            'config': {'model': self.config['model'], 'settings': json.loads(json.dumps(settings, default=str))},
             'epoch': epoch,
             'cur_step': self.cur_step,
             'best_valid_score': float(self.best_valid_score),
@@ -165,6 +172,7 @@ class ColdStartTrainer(CrossDomainTrainer):
             self.phase_steps = 0
             if not self.is_pretraining(phase):
                 self.bridge_history, self.best_epoch, self.best_stage, self.epochs_run = [], None, None, {}
+                self.inference_trials, self.chosen_inference_trial = self.new_inference_trials(), None
             pretraining = self.is_pretraining(phase)
             learning_rate = self.config['pretrain_learning_rate'] if pretraining else self.learning_rate
             self.optimizer = self._build_optimizer(params=params, learning_rate=learning_rate)
@@ -244,16 +252,21 @@ class ColdStartTrainer(CrossDomainTrainer):
                                  description=f'{phase.value} {self.config["base_model"]}')
 
     # ----- bridge (mapping / meta) phase
-    def training_summary(self):
+    def training_summary(self, inference_trial=None):
         """How the bridge phase went: its best validated epoch (and stage, e.g. TMCDR's warm start or meta stage),
         the epochs and optimizer steps run, whether the last stage stopped on patience, and the per-epoch history,
-        for the result line."""
-        history = self.bridge_history
-        best = next((h for h in history if (h['stage'], h['epoch']) == (self.best_stage, self.best_epoch)), None)
-        last_stage = history[-1]['stage'] if history else None
-        epochs_run = self.epochs_run.get(last_stage, 0)
-        return {'best_epoch': self.best_epoch, 'best_stage': self.best_stage, 'epochs_run': epochs_run,
-                'max_epochs': self.epochs, 'steps': self.phase_steps, 'steps_at_best': best['steps'] if best else None,
+        for the result line; with ``inference_grid``, of ``inference_trial`` (default: the chosen setting), as its
+        own run would have gone."""
+        trial = inference_trial or self.chosen_inference_trial
+        if trial is not None:
+            history, best_epoch, best_stage = trial.history, trial.best_epoch, trial.best_stage
+            epochs_run, steps = trial.epochs_run, trial.steps
+        else:
+            history, best_epoch, best_stage = self.bridge_history, self.best_epoch, self.best_stage
+            epochs_run, steps = self.epochs_run.get(history[-1]['stage'] if history else None, 0), self.phase_steps
+        best = next((h for h in history if (h['stage'], h['epoch']) == (best_stage, best_epoch)), None)
+        return {'best_epoch': best_epoch, 'best_stage': best_stage, 'epochs_run': epochs_run,
+                'max_epochs': self.epochs, 'steps': steps, 'steps_at_best': best['steps'] if best else None,
                 'stopped_on_patience': bool(history) and epochs_run < self.epochs, 'history': history,
                 'phases': self.phase_costs}
 
@@ -281,6 +294,7 @@ class ColdStartTrainer(CrossDomainTrainer):
                 callback_fn(epoch_idx, valid_score)
 
         self.epoch_diagnostics = {}
-
+        if self.inference_trials:
+            return self._fit_inference_grid(loader, valid_data, verbose, saved, show_progress)
         Trainer.fit(self, loader, valid_data, verbose=verbose, saved=saved, show_progress=show_progress,
                     callback_fn=remember_best)

@@ -1,0 +1,137 @@
+"""Several inference settings validated within one training: ``inference_grid``.
+
+A key that changes only how cold users are scored, not what is trained (a model's ``inference_keys``, e.g.
+SSCDR's ``sscdr_hops``), trains the same model once per value when it is searched as separate trials. With
+``inference_grid: {sscdr_hops: [1, 2]}`` the bridge phase trains once, validates every setting after each
+validated epoch and early-stops each on its own (own best epoch, own patience); training goes on until the last
+setting has stopped. Evaluation draws no random number, so each setting's best epoch, state and results are those
+of its own run (tests/test_inference_grid.py compares them with separate runs). The best setting on validation is
+the run's result; :meth:`InferenceGridMixin.evaluate_inference_grid` tests every setting, for the benchmark to
+record each as a trial.
+"""
+
+import copy
+import itertools
+from dataclasses import dataclass, field
+from time import time
+
+from recbole.utils import early_stopping, set_color
+
+
+def grid_settings(grid):
+    """The settings of an ``inference_grid`` (key -> values), in product order of its keys."""
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[key] for key in keys))]
+
+
+def describe(settings):
+    return ', '.join(f'{key}={value}' for key, value in settings.items())
+
+
+@dataclass
+class InferenceTrial:
+    """Early stopping of one inference setting within the shared training."""
+    settings: dict
+    best_score: float
+    cur_step: int = 0
+    stopped: bool = False
+    best_epoch: int = None
+    best_stage: str = None
+    best_state: dict = None
+    best_result: dict = None
+    history: list = field(default_factory=list)
+    epochs_run: int = 0
+    steps: int = 0
+
+
+class InferenceGridMixin:
+    """The trainer's side of ``inference_grid`` (mixed into ColdStartTrainer)."""
+
+    def new_inference_trials(self):
+        """One :class:`InferenceTrial` per setting of the config's ``inference_grid`` (none without one)."""
+        grid = self.config['inference_grid']
+        start = float('-inf') if self.valid_metric_bigger else float('inf')
+        return [InferenceTrial(settings, start) for settings in grid_settings(grid)] if grid else []
+
+    def _fit_inference_grid(self, loader, valid_data, verbose, saved, show_progress):
+        """RecBole's epoch loop (train, validate, early-stop) with one early stopping per inference setting."""
+        self.eval_collector.data_collect(loader)
+        for trial in self.inference_trials:  # a new stage (TMCDR's meta stage) gets fresh patience, as in fit
+            trial.cur_step, trial.stopped = 0, False
+        for epoch_idx in range(self.start_epoch, self.epochs):
+            start = time()
+            loss = self._train_epoch(loader, epoch_idx, show_progress=show_progress)
+            self.train_loss_dict[epoch_idx] = sum(loss) if isinstance(loss, tuple) else loss
+            if verbose:
+                self.logger.info(self._generate_train_loss_output(epoch_idx, start, time(), loss))
+            self._add_train_loss_to_tensorboard(epoch_idx, loss)
+            if (epoch_idx + 1) % self.eval_step:
+                continue
+            for trial in self.inference_trials:
+                if not trial.stopped:
+                    self._validate_inference_trial(trial, epoch_idx, valid_data, verbose, show_progress)
+            if all(trial.stopped for trial in self.inference_trials):
+                break
+        self._choose_inference_trial(saved, verbose)
+
+    def _validate_inference_trial(self, trial, epoch_idx, valid_data, verbose, show_progress):
+        self.model.apply_inference(trial.settings)
+        start = time()
+        score, result = self._valid_epoch(valid_data, show_progress=show_progress)
+        trial.best_score, trial.cur_step, trial.stopped, improved = early_stopping(
+            score, trial.best_score, trial.cur_step, max_step=self.stopping_step, bigger=self.valid_metric_bigger)
+        trial.epochs_run, trial.steps = epoch_idx + 1, self.phase_steps
+        trial.history.append({'stage': self.bridge_stage, 'epoch': epoch_idx,
+                              'loss': float(self.train_loss_dict.get(epoch_idx, 0.0)), 'valid_score': float(score),
+                              'steps': self.phase_steps, **self.epoch_diagnostics})
+        if improved:
+            trial.best_state = copy.deepcopy(self.model.state_dict())
+            trial.best_result, trial.best_epoch, trial.best_stage = result, epoch_idx, self.bridge_stage
+        label = describe(trial.settings)
+        self.tensorboard.add_scalar(f'Vaild_score/{label}', score, epoch_idx)
+        if verbose:
+            self.logger.info(set_color(f'epoch {epoch_idx} evaluating {label}', 'green')
+                             + f' [time: {time() - start:.2f}s, valid_score: {score:f}]')
+            if trial.stopped:
+                self.logger.info(f'{label}: stopped, best eval result in epoch {trial.best_epoch}')
+
+    def _choose_inference_trial(self, saved, verbose):
+        """The setting with the best validation score (the first of equals) becomes the trainer's result."""
+        bigger = self.valid_metric_bigger
+        chosen = None
+        for trial in self.inference_trials:
+            if trial.best_state is not None and (
+                    chosen is None or (trial.best_score > chosen.best_score if bigger
+                                       else trial.best_score < chosen.best_score)):
+                chosen = trial
+        if chosen is None:
+            return
+        self.chosen_inference_trial = chosen
+        self.best_valid_score, self.best_valid_result = chosen.best_score, chosen.best_result
+        self.best_state, self.best_epoch, self.best_stage = chosen.best_state, chosen.best_epoch, chosen.best_stage
+        self.model.load_state_dict(chosen.best_state)
+        self.model.apply_inference(chosen.settings)
+        if verbose:
+            self.logger.info(set_color('inference setting chosen on validation', 'yellow')
+                             + f': {describe(chosen.settings)} (epoch {chosen.best_epoch})')
+        if saved:
+            self._save_checkpoint(chosen.best_epoch, verbose=verbose)
+
+    def evaluate_inference_grid(self, test_data, show_progress=False):
+        """Every setting of the grid at its own best state: its settings, validation and test results and training
+        summary. The model ends at the chosen setting."""
+        outcomes = []
+        for trial in self.inference_trials:
+            if trial.best_state is None:
+                continue
+            self.model.load_state_dict(trial.best_state)
+            self.model.apply_inference(trial.settings)
+            outcomes.append({'settings': dict(trial.settings), 'best_valid_score': trial.best_score,
+                             'best_valid_result': trial.best_result,
+                             'test_result': self.evaluate(test_data, load_best_model=False,
+                                                          show_progress=show_progress),
+                             'training': self.training_summary(trial)})
+        chosen = self.chosen_inference_trial
+        self.model.load_state_dict(chosen.best_state)
+        self.model.apply_inference(chosen.settings)
+        return outcomes

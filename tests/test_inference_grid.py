@@ -1,0 +1,92 @@
+"""inference_grid: settings that change only the inference (SSCDR's sscdr_hops) validated within one training give
+what separate runs give, and the benchmark records them as its trials."""
+
+import pytest
+
+from recbole_tmcdr.benchmark import worker
+from recbole_tmcdr.quick_start import load_data_and_model, run_recbole_cdr
+from recbole_tmcdr.validation import ConfigError
+
+from conftest import fast_config
+
+SSCDR = dict(train_epochs=["SOURCE:2", "TARGET:2", "OVERLAP:12"], stopping_step=2, learning_rate=0.01)
+HOPS = [0, 1, 2]
+
+
+def run(tiny_scenario, saved=False, **settings):
+    return run_recbole_cdr(model='SSCDR', config_file_list=[tiny_scenario], saved=saved,
+                           config_dict=fast_config(**SSCDR, **settings))
+
+
+def test_one_training_validates_each_setting_as_its_own_run_would(tiny_scenario):
+    joint = run(tiny_scenario, inference_grid={'sscdr_hops': HOPS})
+    outcomes = {o['settings']['sscdr_hops']: o for o in joint['inference_grid']}
+    assert sorted(outcomes) == HOPS
+    for hops in HOPS:
+        alone = run(tiny_scenario, sscdr_hops=hops)
+        own = outcomes[hops]
+        assert own['best_valid_score'] == alone['best_valid_score']
+        assert own['best_valid_result'] == alone['best_valid_result']
+        assert own['test_result'] == alone['test_result']
+        for key in ('best_epoch', 'epochs_run', 'steps', 'steps_at_best', 'stopped_on_patience'):
+            assert own['training'][key] == alone['training'][key], key
+        assert [h['valid_score'] for h in own['training']['history']] == \
+               [h['valid_score'] for h in alone['training']['history']]
+    # the run's own result is the best setting on validation (the first of equals)
+    best = max(joint['inference_grid'], key=lambda o: o['best_valid_score'])
+    assert joint['best_valid_score'] == best['best_valid_score'] and joint['test_result'] == best['test_result']
+    assert joint['training']['best_epoch'] == best['training']['best_epoch']
+    # the settings stop at different epochs on this data: the grid is not trivially one run
+    assert len({o['training']['epochs_run'] for o in joint['inference_grid']}) > 1
+
+
+def test_checkpoint_rebuilds_the_chosen_setting(tiny_scenario):
+    import glob
+    joint = run(tiny_scenario, saved=True, inference_grid={'sscdr_hops': HOPS})
+    chosen = max(joint['inference_grid'], key=lambda o: o['best_valid_score'])['settings']['sscdr_hops']
+    checkpoint = sorted(glob.glob('saved/SSCDR-*.pth'))[-1]
+    config, model, *_ = load_data_and_model(checkpoint)
+    assert model.hops == chosen and config['inference_grid'] is None
+
+
+@pytest.mark.parametrize('model, grid, message', [
+    ('SSCDR', {'learning_rate': [0.01]}, "changes more than the inference"),
+    ('EMCDR_MF', {'sscdr_hops': [1]}, "inference keys: none"),
+    ('SSCDR', {'sscdr_hops': [1, -1]}, "an int >= 0"),
+    ('SSCDR', {'sscdr_hops': []}, "non-empty list"),
+])
+def test_a_bad_grid_is_one_error_naming_the_fix(tiny_scenario, model, grid, message):
+    with pytest.raises(ConfigError, match=message):
+        run_recbole_cdr(model=model, config_file_list=[tiny_scenario], saved=False,
+                        config_dict=fast_config(inference_grid=grid))
+
+
+def test_trials_differing_only_in_inference_keys_train_once():
+    trials = [{'learning_rate': lr, 'sscdr_hops': hops} for lr in (0.001, 0.01) for hops in (1, 2)]
+    assert worker.trial_groups('SSCDR', trials) == [
+        ([0, 1], {'learning_rate': 0.001}, {'sscdr_hops': [1, 2]}),
+        ([2, 3], {'learning_rate': 0.01}, {'sscdr_hops': [1, 2]})]
+    # a model without inference keys, and settings that do not form a grid, keep one training per trial
+    lrs = [{'learning_rate': lr} for lr in (0.001, 0.01)]
+    assert worker.trial_groups('EMCDR_MF', lrs) == [([0], lrs[0], None), ([1], lrs[1], None)]
+    ragged = [{'sscdr_hops': 1, 'sscdr_unsup_weight': 0.1}, {'sscdr_hops': 2, 'sscdr_unsup_weight': 0.1},
+              {'sscdr_hops': 2, 'sscdr_unsup_weight': 0.2}]
+    assert [unit[0] for unit in worker.trial_groups('SSCDR', ragged)] == [[0, 1], [2]]
+
+
+def test_benchmark_records_the_same_trials_with_and_without_shared_training(tiny_scenario, tmp_path, monkeypatch):
+    trials = [{'learning_rate': lr, 'sscdr_hops': hops} for lr in (0.005, 0.01) for hops in (0, 2)]
+    base = fast_config(**{k: v for k, v in SSCDR.items() if k != 'learning_rate'})
+    task = {'run_id': 'tiny/SSCDR/seed7', 'model': 'SSCDR', 'seed': 7, 'trials': trials, 'base_config': base,
+            'run_kwargs': {'config_file_list': [tiny_scenario]}, 'run_dir': str(tmp_path / 'shared'),
+            'config_hash': 'h', 'defaults': {}, 'valid_metric': 'ndcg@10', 'scenario': 'tiny',
+            'scenario_source': 'tiny', 'search_space': {}, 'lr_search': True, 'overrides': {}, 'code_version': 'x'}
+    shared = worker.run_one(task)
+    assert [t['trained_with'] for t in shared['trials']] == [[0, 1], [0, 1], [2, 3], [2, 3]]
+    monkeypatch.setattr(worker, 'inference_keys', lambda model: set())
+    separate = worker.run_one({**task, 'run_dir': str(tmp_path / 'separate')})
+    assert 'trained_with' not in separate['trials'][0]
+    for a, b in zip(shared['trials'], separate['trials']):
+        assert (a['params'], a['valid_score'], a['cold_valid'], a['best_epoch'], a['epochs_run']) == \
+               (b['params'], b['valid_score'], b['cold_valid'], b['best_epoch'], b['epochs_run'])
+    assert (shared['chosen'], shared['cold_test']) == (separate['chosen'], separate['cold_test'])
