@@ -113,16 +113,19 @@ def apply_scenario(final_config_dict):
         cold_valid_fraction=final_config_dict['cold_valid_fraction'],
         show_progress=bool(final_config_dict.get('show_progress')),
     )
-    final_config_dict['source_domain'].update(dataset=prepared.source_dataset, data_path=prepared.data_path)
-    final_config_dict['target_domain'].update(dataset=prepared.target_dataset, data_path=prepared.data_path,
-                                              benchmark_filename=list(TARGET_SPLIT_FILES))
+    # new dicts, not updates: a nested dict may be the caller's own (config_dict), reused for the next run
+    final_config_dict['source_domain'] = {**final_config_dict['source_domain'], 'dataset': prepared.source_dataset,
+                                          'data_path': prepared.data_path}
+    final_config_dict['target_domain'] = {**final_config_dict['target_domain'], 'dataset': prepared.target_dataset,
+                                          'data_path': prepared.data_path,
+                                          'benchmark_filename': list(TARGET_SPLIT_FILES)}
     check_data_against_config(prepared.stats, final_config_dict)
     final_config_dict['scenario_stats'] = dict(prepared.stats)
     # shown in the config dump and RecBole's "[Evaluation]" line instead of RecBole's unused default split
-    final_config_dict['eval_args']['split'] = {'COLD': {
+    final_config_dict['eval_args'] = {**final_config_dict['eval_args'], 'split': {'COLD': {
         'cold_user_ratio': final_config_dict['cold_user_ratio'],
         'cold_valid_fraction': final_config_dict['cold_valid_fraction'],
-        **{key: prepared.stats[key] for key in ('n_warm_overlap', 'n_cold_valid', 'n_cold_test')}}}
+        **{key: prepared.stats[key] for key in ('n_warm_overlap', 'n_cold_valid', 'n_cold_test')}}}}
     final_config_dict['scenario_cache_key'] = prepared.cache_key
     return prepared
 

@@ -11,6 +11,7 @@ function and the router (for each of its candidates) need them.
 ``load_data_and_model`` rebuilds a run from one of its checkpoints (it also replaces recbole-cdr's).
 """
 
+import copy
 from dataclasses import dataclass
 from logging import getLogger
 
@@ -27,7 +28,8 @@ from recbole_tmcdr.trained_models import store_trained_model, trained_model_path
 
 def build_config(model, dataset=None, config_file_list=None, config_dict=None):
     files = ([dataset_config_file(dataset)] if dataset else []) + [str(f) for f in (config_file_list or [])]
-    return CDRConfig(model=model, config_file_list=files, config_dict=config_dict)
+    # a copy: RecBole fills defaults into nested dicts (eval_args' split), and a caller may pass the same dict again
+    return CDRConfig(model=model, config_file_list=files, config_dict=copy.deepcopy(config_dict))
 
 
 def describe_dataset(dataset, split_stats):

@@ -328,6 +328,10 @@ def check_inference_grid(config, model_class, defaults):
         return (f"The 'inference_grid' parameter of {model} names {', '.join(map(repr, unknown))}, which changes "
                 f'more than the inference: search it as separate trials (benchmark_search_space) instead. '
                 f"{model}'s inference keys: {allowed}.")
+    if config.get('meta_warm_start_epochs'):
+        return ("The 'inference_grid' parameter cannot be combined with meta_warm_start_epochs > 0: every setting's "
+                "meta stage would start from the warm start chosen for the best setting. Set meta_warm_start_epochs: "
+                '0, or search the settings as separate trials.')
     rules = {**RULES, **declared_rules(model_class)}
     for key, values in grid.items():
         rule = rules.get(key)

@@ -15,16 +15,17 @@ HOPS = [0, 1, 2]
 
 def run(tiny_scenario, saved=False, **settings):
     return run_recbole_cdr(model='SSCDR', config_file_list=[tiny_scenario], saved=saved,
-                           config_dict=fast_config(**SSCDR, **settings))
+                           config_dict=fast_config(**{**SSCDR, **settings}))
 
 
-def test_one_training_validates_each_setting_as_its_own_run_would(tiny_scenario):
-    joint = run(tiny_scenario, inference_grid={'sscdr_hops': HOPS})
+def assert_as_separate_runs(tiny_scenario, hops, **settings):
+    """The grid's outcome of each setting equals a separate run's; returns the grid run."""
+    joint = run(tiny_scenario, inference_grid={'sscdr_hops': hops}, **settings)
     outcomes = {o['settings']['sscdr_hops']: o for o in joint['inference_grid']}
-    assert sorted(outcomes) == HOPS
-    for hops in HOPS:
-        alone = run(tiny_scenario, sscdr_hops=hops)
-        own = outcomes[hops]
+    assert sorted(outcomes) == sorted(hops)
+    for value in hops:
+        alone = run(tiny_scenario, sscdr_hops=value, **settings)
+        own = outcomes[value]
         assert own['best_valid_score'] == alone['best_valid_score']
         assert own['best_valid_result'] == alone['best_valid_result']
         assert own['test_result'] == alone['test_result']
@@ -32,12 +33,57 @@ def test_one_training_validates_each_setting_as_its_own_run_would(tiny_scenario)
             assert own['training'][key] == alone['training'][key], key
         assert [h['valid_score'] for h in own['training']['history']] == \
                [h['valid_score'] for h in alone['training']['history']]
+    return joint
+
+
+def test_one_training_validates_each_setting_as_its_own_run_would(tiny_scenario):
+    joint = assert_as_separate_runs(tiny_scenario, HOPS)
     # the run's own result is the best setting on validation (the first of equals)
     best = max(joint['inference_grid'], key=lambda o: o['best_valid_score'])
     assert joint['best_valid_score'] == best['best_valid_score'] and joint['test_result'] == best['test_result']
     assert joint['training']['best_epoch'] == best['training']['best_epoch']
     # the settings stop at different epochs on this data: the grid is not trivially one run
     assert len({o['training']['epochs_run'] for o in joint['inference_grid']}) > 1
+
+
+def test_sampled_evaluation_draws_for_each_setting_what_its_own_run_draws(tiny_scenario):
+    assert_as_separate_runs(tiny_scenario, [0, 2], eval_args={'order': 'RO', 'group_by': 'user', 'mode': 'uni10'})
+
+
+def test_validation_every_few_epochs_counts_the_epochs_trained_after_the_last(tiny_scenario):
+    assert_as_separate_runs(tiny_scenario, [0, 1], eval_step=5, stopping_step=10)
+
+
+def test_a_setting_whose_validation_fails_stops_alone(tiny_scenario, monkeypatch):
+    from recbole_tmcdr.model.sscdr import SSCDR
+    own_map_users = SSCDR.map_users
+
+    def failing_at_two_hops(self, user_ids):
+        if self.hops == 2:
+            raise MemoryError('two hops do not fit')
+        return own_map_users(self, user_ids)
+
+    monkeypatch.setattr(SSCDR, 'map_users', failing_at_two_hops)
+    joint = run(tiny_scenario, inference_grid={'sscdr_hops': [1, 2]})
+    outcomes = {o['settings']['sscdr_hops']: o for o in joint['inference_grid']}
+    assert 'two hops do not fit' in outcomes[2]['error'] and 'error' not in outcomes[1]
+    assert outcomes[1]['test_result'] == run(tiny_scenario, sscdr_hops=1)['test_result']
+
+
+def test_no_setting_with_a_score_leaves_every_trial_without_one(tiny_scenario, monkeypatch):
+    from recbole.trainer import Trainer
+    own_valid_epoch = Trainer._valid_epoch
+    monkeypatch.setattr(Trainer, '_valid_epoch',
+                        lambda self, data, show_progress=False: (float('nan'), own_valid_epoch(self, data)[1]))
+    joint = run(tiny_scenario, inference_grid={'sscdr_hops': [1, 2]})
+    assert [o['error'] for o in joint['inference_grid']] == ['no validation score'] * 2
+
+
+def test_config_dict_is_left_as_the_caller_wrote_it(tiny_scenario):
+    eval_args = {'order': 'RO', 'group_by': 'user', 'mode': 'full'}
+    settings = dict(SSCDR, train_epochs=["SOURCE:1", "TARGET:1", "OVERLAP:1"], eval_args=eval_args)
+    run_recbole_cdr(model='SSCDR', config_file_list=[tiny_scenario], saved=False, config_dict=fast_config(**settings))
+    assert eval_args == {'order': 'RO', 'group_by': 'user', 'mode': 'full'}  # a second run may reuse it
 
 
 def test_checkpoint_rebuilds_the_chosen_setting(tiny_scenario):
@@ -54,6 +100,7 @@ def test_checkpoint_rebuilds_the_chosen_setting(tiny_scenario):
     ('EMCDR_MF', {'sscdr_hops': [1]}, "inference keys: none"),
     ('SSCDR', {'sscdr_hops': [1, -1]}, "an int >= 0"),
     ('SSCDR', {'sscdr_hops': []}, "non-empty list"),
+    ('TMCDR_MF', {'sscdr_hops': [1]}, "inference keys: none"),
 ])
 def test_a_bad_grid_is_one_error_naming_the_fix(tiny_scenario, model, grid, message):
     with pytest.raises(ConfigError, match=message):
@@ -90,3 +137,21 @@ def test_benchmark_records_the_same_trials_with_and_without_shared_training(tiny
         assert (a['params'], a['valid_score'], a['cold_valid'], a['best_epoch'], a['epochs_run']) == \
                (b['params'], b['valid_score'], b['cold_valid'], b['best_epoch'], b['epochs_run'])
     assert (shared['chosen'], shared['cold_test']) == (separate['chosen'], separate['cold_test'])
+
+
+def test_a_trial_of_its_own_never_runs_a_grid_given_elsewhere(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run_recbole_cdr(model, config_dict=None, saved=True, **kwargs):
+        calls.append(config_dict)
+        return {'best_valid_score': 0.1, 'valid_score_bigger': True, 'best_valid_result': {'ndcg@10': 0.1},
+                'test_result': {'ndcg@10': 0.1}}
+
+    monkeypatch.setattr('recbole_tmcdr.quick_start.run_recbole_cdr', fake_run_recbole_cdr)
+    task = {'run_id': 'r', 'model': 'SSCDR', 'seed': 0, 'trials': [{'sscdr_hops': 1, 'learning_rate': 0.01}],
+            'base_config': {'inference_grid': {'sscdr_hops': [1, 2]}}, 'run_kwargs': {}, 'run_dir': str(tmp_path),
+            'config_hash': 'h', 'defaults': {}, 'valid_metric': 'ndcg@10', 'scenario': 's', 'scenario_source': 's',
+            'search_space': {}, 'lr_search': True, 'overrides': {}, 'code_version': 'x'}
+    record = worker.run_one(task)
+    assert calls[0]['inference_grid'] is None and calls[0]['sscdr_hops'] == 1
+    assert record['chosen'] == {'sscdr_hops': 1, 'learning_rate': 0.01}

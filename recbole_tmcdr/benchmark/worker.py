@@ -119,7 +119,8 @@ def _run_unit(task, progress, indices, params, grid):
     for index in indices:
         _emit(progress, {'event': 'trial_start', 'run_id': task['run_id'], 'index': index,
                          'params': task['trials'][index]})
-    config_dict = {**task['base_config'], **params, 'seed': task['seed'], **({'inference_grid': grid} if grid else {})}
+    # a unit of one trial scores with its own settings, whatever grid a config file or override may hold
+    config_dict = {**task['base_config'], **params, 'seed': task['seed'], 'inference_grid': grid}
     start = time.perf_counter()
     try:
         with training_progress.listening(_epoch_events(progress, task['run_id'], indices[0])):
@@ -135,9 +136,8 @@ def _run_unit(task, progress, indices, params, grid):
             outcomes = []
             for index in indices:
                 setting = {k: task['trials'][index][k] for k in grid}
-                own = by_settings.get(repr(sorted(setting.items())))
-                outcomes.append((index, None if own is None else {**result, **own},
-                                 None if own is not None else 'no validation score'))
+                own = by_settings.get(repr(sorted(setting.items()))) or {'error': 'no validation score'}
+                outcomes.append((index, None, own['error']) if 'error' in own else (index, {**result, **own}, None))
     return outcomes, time.perf_counter() - start
 
 

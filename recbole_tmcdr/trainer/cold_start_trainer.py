@@ -294,7 +294,7 @@ class ColdStartTrainer(InferenceGridMixin, CrossDomainTrainer):
                 callback_fn(epoch_idx, valid_score)
 
         self.epoch_diagnostics = {}
-        if self.inference_trials:
-            return self._fit_inference_grid(loader, valid_data, verbose, saved, show_progress)
+        if self.inference_trials and valid_data:
+            return self._fit_inference_grid(loader, valid_data, verbose, saved, show_progress, callback_fn)
         Trainer.fit(self, loader, valid_data, verbose=verbose, saved=saved, show_progress=show_progress,
                     callback_fn=remember_best)

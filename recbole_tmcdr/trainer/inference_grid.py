@@ -4,17 +4,22 @@ A key that changes only how cold users are scored, not what is trained (a model'
 SSCDR's ``sscdr_hops``), trains the same model once per value when it is searched as separate trials. With
 ``inference_grid: {sscdr_hops: [1, 2]}`` the bridge phase trains once, validates every setting after each
 validated epoch and early-stops each on its own (own best epoch, own patience); training goes on until the last
-setting has stopped. Evaluation draws no random number, so each setting's best epoch, state and results are those
-of its own run (tests/test_inference_grid.py compares them with separate runs). The best setting on validation is
-the run's result; :meth:`InferenceGridMixin.evaluate_inference_grid` tests every setting, for the benchmark to
-record each as a trial.
+setting has stopped. Each setting is validated from the same random state (sampled evaluation draws its
+negatives), and tested from the state its own run would have had when it stopped, so each setting's best epoch,
+state and results are those of its own run (tests/test_inference_grid.py compares them with separate runs). A
+setting whose validation fails stops with its error; the others go on. The best setting on validation is the
+run's result; :meth:`InferenceGridMixin.evaluate_inference_grid` tests every setting, for the benchmark to record
+each as a trial.
 """
 
 import copy
 import itertools
+import random
 from dataclasses import dataclass, field
 from time import time
 
+import numpy as np
+import torch
 from recbole.utils import early_stopping, set_color
 
 
@@ -26,6 +31,18 @@ def grid_settings(grid):
 
 def describe(settings):
     return ', '.join(f'{key}={value}' for key, value in settings.items())
+
+
+def random_state():
+    """The random streams a training or a (sampled) evaluation draws from: python, numpy, torch."""
+    return random.getstate(), np.random.get_state(), torch.get_rng_state()
+
+
+def set_random_state(state):
+    python_state, numpy_state, torch_state = state
+    random.setstate(python_state)
+    np.random.set_state(numpy_state)
+    torch.set_rng_state(torch_state)
 
 
 @dataclass
@@ -42,6 +59,8 @@ class InferenceTrial:
     history: list = field(default_factory=list)
     epochs_run: int = 0
     steps: int = 0
+    error: str = None         # its validation or test failed: the setting has no result
+    final_random_state: tuple = None  # when it stopped: its own run would test from there
 
 
 class InferenceGridMixin:
@@ -53,11 +72,13 @@ class InferenceGridMixin:
         start = float('-inf') if self.valid_metric_bigger else float('inf')
         return [InferenceTrial(settings, start) for settings in grid_settings(grid)] if grid else []
 
-    def _fit_inference_grid(self, loader, valid_data, verbose, saved, show_progress):
+    def _fit_inference_grid(self, loader, valid_data, verbose, saved, show_progress, callback_fn):
         """RecBole's epoch loop (train, validate, early-stop) with one early stopping per inference setting."""
         self.eval_collector.data_collect(loader)
+        if self.config['train_neg_sample_args'].get('dynamic', 'none') != 'none':
+            loader.get_model(self.model)
         for trial in self.inference_trials:  # a new stage (TMCDR's meta stage) gets fresh patience, as in fit
-            trial.cur_step, trial.stopped = 0, False
+            trial.cur_step, trial.stopped = 0, trial.error is not None
         for epoch_idx in range(self.start_epoch, self.epochs):
             start = time()
             loss = self._train_epoch(loader, epoch_idx, show_progress=show_progress)
@@ -65,35 +86,58 @@ class InferenceGridMixin:
             if verbose:
                 self.logger.info(self._generate_train_loss_output(epoch_idx, start, time(), loss))
             self._add_train_loss_to_tensorboard(epoch_idx, loss)
+            live = [trial for trial in self.inference_trials if not trial.stopped]
+            for trial in live:
+                trial.epochs_run, trial.steps = epoch_idx + 1, self.phase_steps
             if (epoch_idx + 1) % self.eval_step:
                 continue
-            for trial in self.inference_trials:
-                if not trial.stopped:
-                    self._validate_inference_trial(trial, epoch_idx, valid_data, verbose, show_progress)
+            before = random_state()
+            scores = []
+            for trial in live:
+                set_random_state(before)  # each setting draws what its own run would draw
+                scores.append(self._validate_inference_trial(trial, epoch_idx, valid_data, verbose, show_progress))
+            for trial in live:
+                if trial.stopped:
+                    trial.final_random_state = random_state()
+            scores = [score for score in scores if score is not None]
+            if callback_fn and scores:
+                callback_fn(epoch_idx, max(scores) if self.valid_metric_bigger else min(scores))
             if all(trial.stopped for trial in self.inference_trials):
                 break
         self._choose_inference_trial(saved, verbose)
 
     def _validate_inference_trial(self, trial, epoch_idx, valid_data, verbose, show_progress):
+        label = describe(trial.settings)
         self.model.apply_inference(trial.settings)
         start = time()
-        score, result = self._valid_epoch(valid_data, show_progress=show_progress)
+        try:
+            score, result = self._valid_epoch(valid_data, show_progress=show_progress)
+        except Exception as error:  # noqa: BLE001 - e.g. out of memory in one setting's scoring: the others go on
+            self._reset_evaluation(valid_data)
+            trial.error, trial.stopped = f'{type(error).__name__}: {error}', True
+            self.logger.warning(f'{label}: validation failed, the setting stops ({trial.error})')
+            return None
         trial.best_score, trial.cur_step, trial.stopped, improved = early_stopping(
             score, trial.best_score, trial.cur_step, max_step=self.stopping_step, bigger=self.valid_metric_bigger)
-        trial.epochs_run, trial.steps = epoch_idx + 1, self.phase_steps
         trial.history.append({'stage': self.bridge_stage, 'epoch': epoch_idx,
                               'loss': float(self.train_loss_dict.get(epoch_idx, 0.0)), 'valid_score': float(score),
                               'steps': self.phase_steps, **self.epoch_diagnostics})
         if improved:
             trial.best_state = copy.deepcopy(self.model.state_dict())
             trial.best_result, trial.best_epoch, trial.best_stage = result, epoch_idx, self.bridge_stage
-        label = describe(trial.settings)
         self.tensorboard.add_scalar(f'Vaild_score/{label}', score, epoch_idx)
         if verbose:
             self.logger.info(set_color(f'epoch {epoch_idx} evaluating {label}', 'green')
                              + f' [time: {time() - start:.2f}s, valid_score: {score:f}]')
             if trial.stopped:
                 self.logger.info(f'{label}: stopped, best eval result in epoch {trial.best_epoch}')
+        return score
+
+    def _reset_evaluation(self, eval_data):
+        """After an evaluation stopped by an error: the loader restarts at its first batch (RecBole's loaders keep
+        their position) and the collector drops the batches it holds (it would add them to the next evaluation)."""
+        eval_data.pr = 0
+        self.eval_collector.get_data_struct()
 
     def _choose_inference_trial(self, saved, verbose):
         """The setting with the best validation score (the first of equals) becomes the trainer's result."""
@@ -119,19 +163,29 @@ class InferenceGridMixin:
 
     def evaluate_inference_grid(self, test_data, show_progress=False):
         """Every setting of the grid at its own best state: its settings, validation and test results and training
-        summary. The model ends at the chosen setting."""
+        summary (or its error). The model ends at the chosen setting."""
         outcomes = []
+        after_training = random_state()
         for trial in self.inference_trials:
+            outcome = {'settings': dict(trial.settings)}
             if trial.best_state is None:
-                continue
-            self.model.load_state_dict(trial.best_state)
-            self.model.apply_inference(trial.settings)
-            outcomes.append({'settings': dict(trial.settings), 'best_valid_score': trial.best_score,
-                             'best_valid_result': trial.best_result,
-                             'test_result': self.evaluate(test_data, load_best_model=False,
-                                                          show_progress=show_progress),
-                             'training': self.training_summary(trial)})
+                outcome['error'] = trial.error or 'no validation score'
+            else:
+                self.model.load_state_dict(trial.best_state)
+                self.model.apply_inference(trial.settings)
+                set_random_state(trial.final_random_state or after_training)
+                try:
+                    test_result = self.evaluate(test_data, load_best_model=False, show_progress=show_progress)
+                except Exception as error:  # noqa: BLE001 - as in validation: this setting fails, not the others
+                    self._reset_evaluation(test_data)
+                    outcome['error'] = f'{type(error).__name__}: {error}'
+                else:
+                    outcome.update(best_valid_score=trial.best_score, best_valid_result=trial.best_result,
+                                   test_result=test_result, training=self.training_summary(trial))
+            outcomes.append(outcome)
+        set_random_state(after_training)
         chosen = self.chosen_inference_trial
-        self.model.load_state_dict(chosen.best_state)
-        self.model.apply_inference(chosen.settings)
+        if chosen is not None:
+            self.model.load_state_dict(chosen.best_state)
+            self.model.apply_inference(chosen.settings)
         return outcomes
