@@ -10,6 +10,7 @@ domains then point at those files (target: ``benchmark_filename: [train, valid, 
 """
 
 import ast
+import copy
 import os
 import re
 from pathlib import Path
@@ -190,7 +191,8 @@ def install_config_hooks():
     from recbole_cdr.config.configurator import CDRConfig
 
     CDRConfig._build_yaml_loader = lambda self: SafeConfigLoader
-    CDRConfig._convert_config_dict = lambda self, config_dict: convert_string_values(config_dict)
+    # a copy: RecBole-CDR fills defaults into nested dicts (eval_args' split) and the caller may pass the dict again
+    CDRConfig._convert_config_dict = lambda self, config_dict: convert_string_values(copy.deepcopy(config_dict))
 
     load_toolkit_yaml = CDRConfig._load_internal_config_dict
     set_default_parameters = CDRConfig._set_default_parameters

@@ -11,7 +11,6 @@ function and the router (for each of its candidates) need them.
 ``load_data_and_model`` rebuilds a run from one of its checkpoints (it also replaces recbole-cdr's).
 """
 
-import copy
 from dataclasses import dataclass
 from logging import getLogger
 
@@ -28,8 +27,7 @@ from recbole_tmcdr.trained_models import store_trained_model, trained_model_path
 
 def build_config(model, dataset=None, config_file_list=None, config_dict=None):
     files = ([dataset_config_file(dataset)] if dataset else []) + [str(f) for f in (config_file_list or [])]
-    # a copy: RecBole fills defaults into nested dicts (eval_args' split), and a caller may pass the same dict again
-    return CDRConfig(model=model, config_file_list=files, config_dict=copy.deepcopy(config_dict))
+    return CDRConfig(model=model, config_file_list=files, config_dict=config_dict)
 
 
 def describe_dataset(dataset, split_stats):

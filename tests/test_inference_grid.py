@@ -1,6 +1,8 @@
 """inference_grid: settings that change only the inference (SSCDR's sscdr_hops) validated within one training give
 what separate runs give, and the benchmark records them as its trials."""
 
+import copy
+
 import pytest
 
 from recbole_tmcdr.benchmark import worker
@@ -19,12 +21,16 @@ def run(tiny_scenario, saved=False, **settings):
 
 
 def assert_as_separate_runs(tiny_scenario, hops, **settings):
-    """The grid's outcome of each setting equals a separate run's; returns the grid run."""
+    """The grid's outcome of each setting equals a separate run's, and the grid run's own result is the chosen
+    setting's run; returns the grid run."""
     joint = run(tiny_scenario, inference_grid={'sscdr_hops': hops}, **settings)
     outcomes = {o['settings']['sscdr_hops']: o for o in joint['inference_grid']}
     assert sorted(outcomes) == sorted(hops)
+    chosen = max(joint['inference_grid'], key=lambda o: o['best_valid_score'])['settings']['sscdr_hops']
     for value in hops:
         alone = run(tiny_scenario, sscdr_hops=value, **settings)
+        if value == chosen:
+            assert (joint['best_valid_score'], joint['test_result']) == (alone['best_valid_score'], alone['test_result'])
         own = outcomes[value]
         assert own['best_valid_score'] == alone['best_valid_score']
         assert own['best_valid_result'] == alone['best_valid_result']
@@ -46,28 +52,47 @@ def test_one_training_validates_each_setting_as_its_own_run_would(tiny_scenario)
     assert len({o['training']['epochs_run'] for o in joint['inference_grid']}) > 1
 
 
+UNI10 = {'order': 'RO', 'group_by': 'user', 'mode': 'uni10'}
+
+
 def test_sampled_evaluation_draws_for_each_setting_what_its_own_run_draws(tiny_scenario):
-    assert_as_separate_runs(tiny_scenario, [0, 2], eval_args={'order': 'RO', 'group_by': 'user', 'mode': 'uni10'})
+    joint = assert_as_separate_runs(tiny_scenario, HOPS, eval_args=UNI10)
+    assert len({o['training']['epochs_run'] for o in joint['inference_grid']}) > 1  # they stop at different epochs
+
+
+def test_sampled_evaluation_of_settings_that_never_stop(tiny_scenario):
+    assert_as_separate_runs(tiny_scenario, [0, 2], eval_args=UNI10, stopping_step=100,
+                            train_epochs=["SOURCE:2", "TARGET:2", "OVERLAP:4"])
 
 
 def test_validation_every_few_epochs_counts_the_epochs_trained_after_the_last(tiny_scenario):
     assert_as_separate_runs(tiny_scenario, [0, 1], eval_step=5, stopping_step=10)
 
 
-def test_a_setting_whose_validation_fails_stops_alone(tiny_scenario, monkeypatch):
+@pytest.mark.parametrize('failing_call', [1, 2, 5])  # 5: after two hops already had a best epoch
+def test_a_setting_whose_validation_fails_stops_alone(tiny_scenario, monkeypatch, failing_call):
+    """Sampled evaluation in small batches: the failing setting has drawn part of its negatives and collected
+    part of its batches when it fails; the other setting's results are still those of its own run."""
     from recbole_tmcdr.model.sscdr import SSCDR
-    own_map_users = SSCDR.map_users
+    own_map_users, calls = SSCDR.map_users, []
+    settings = dict(eval_args=UNI10, eval_batch_size=60)
 
     def failing_at_two_hops(self, user_ids):
         if self.hops == 2:
-            raise MemoryError('two hops do not fit')
+            calls.append(1)
+            if len(calls) == failing_call:
+                raise MemoryError('two hops do not fit')
         return own_map_users(self, user_ids)
 
     monkeypatch.setattr(SSCDR, 'map_users', failing_at_two_hops)
-    joint = run(tiny_scenario, inference_grid={'sscdr_hops': [1, 2]})
+    joint = run(tiny_scenario, inference_grid={'sscdr_hops': [1, 2]}, **settings)
+    monkeypatch.setattr(SSCDR, 'map_users', own_map_users)
     outcomes = {o['settings']['sscdr_hops']: o for o in joint['inference_grid']}
     assert 'two hops do not fit' in outcomes[2]['error'] and 'error' not in outcomes[1]
-    assert outcomes[1]['test_result'] == run(tiny_scenario, sscdr_hops=1)['test_result']
+    alone = run(tiny_scenario, sscdr_hops=1, **settings)
+    assert outcomes[1]['test_result'] == alone['test_result'] == joint['test_result']
+    assert [h['valid_score'] for h in outcomes[1]['training']['history']] == \
+           [h['valid_score'] for h in alone['training']['history']]
 
 
 def test_no_setting_with_a_score_leaves_every_trial_without_one(tiny_scenario, monkeypatch):
@@ -80,10 +105,14 @@ def test_no_setting_with_a_score_leaves_every_trial_without_one(tiny_scenario, m
 
 
 def test_config_dict_is_left_as_the_caller_wrote_it(tiny_scenario):
+    from recbole_cdr.config import CDRConfig
     eval_args = {'order': 'RO', 'group_by': 'user', 'mode': 'full'}
-    settings = dict(SSCDR, train_epochs=["SOURCE:1", "TARGET:1", "OVERLAP:1"], eval_args=eval_args)
-    run_recbole_cdr(model='SSCDR', config_file_list=[tiny_scenario], saved=False, config_dict=fast_config(**settings))
-    assert eval_args == {'order': 'RO', 'group_by': 'user', 'mode': 'full'}  # a second run may reuse it
+    settings = fast_config(**dict(SSCDR, train_epochs=["SOURCE:1", "TARGET:1", "OVERLAP:1"], eval_args=eval_args,
+                                  kshot='[0, 1]'))
+    written = copy.deepcopy(settings)
+    run_recbole_cdr(model='SSCDR', config_file_list=[tiny_scenario], saved=False, config_dict=settings)
+    CDRConfig(model='SSCDR', config_file_list=[str(tiny_scenario)], config_dict=settings)  # RecBole-CDR's entry
+    assert settings == written  # a second run may reuse it
 
 
 def test_checkpoint_rebuilds_the_chosen_setting(tiny_scenario):

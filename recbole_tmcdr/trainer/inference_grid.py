@@ -34,15 +34,18 @@ def describe(settings):
 
 
 def random_state():
-    """The random streams a training or a (sampled) evaluation draws from: python, numpy, torch."""
-    return random.getstate(), np.random.get_state(), torch.get_rng_state()
+    """The random streams a training or a (sampled) evaluation draws from: python, numpy, torch (and CUDA's)."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    return random.getstate(), np.random.get_state(), torch.get_rng_state(), cuda
 
 
 def set_random_state(state):
-    python_state, numpy_state, torch_state = state
+    python_state, numpy_state, torch_state, cuda = state
     random.setstate(python_state)
     np.random.set_state(numpy_state)
     torch.set_rng_state(torch_state)
+    if cuda is not None:
+        torch.cuda.set_rng_state_all(cuda)
 
 
 @dataclass
@@ -59,7 +62,7 @@ class InferenceTrial:
     history: list = field(default_factory=list)
     epochs_run: int = 0
     steps: int = 0
-    error: str = None         # its validation or test failed: the setting has no result
+    error: str = None         # its validation failed: its own run would have failed, so it has no result
     final_random_state: tuple = None  # when it stopped: its own run would test from there
 
 
@@ -91,19 +94,25 @@ class InferenceGridMixin:
                 trial.epochs_run, trial.steps = epoch_idx + 1, self.phase_steps
             if (epoch_idx + 1) % self.eval_step:
                 continue
-            before = random_state()
-            scores = []
+            before, after, scores = random_state(), None, []
             for trial in live:
                 set_random_state(before)  # each setting draws what its own run would draw
-                scores.append(self._validate_inference_trial(trial, epoch_idx, valid_data, verbose, show_progress))
+                score = self._validate_inference_trial(trial, epoch_idx, valid_data, verbose, show_progress)
+                if score is not None:  # a failed validation may have drawn part of what a whole one draws
+                    after = random_state()
+                    scores.append(score)
+            if after is not None:
+                set_random_state(after)
             for trial in live:
-                if trial.stopped:
-                    trial.final_random_state = random_state()
-            scores = [score for score in scores if score is not None]
+                if trial.stopped and trial.error is None:
+                    trial.final_random_state = after
             if callback_fn and scores:
                 callback_fn(epoch_idx, max(scores) if self.valid_metric_bigger else min(scores))
             if all(trial.stopped for trial in self.inference_trials):
                 break
+        for trial in self.inference_trials:  # still running at the last epoch: its own run would end here too
+            if trial.final_random_state is None:
+                trial.final_random_state = random_state()
         self._choose_inference_trial(saved, verbose)
 
     def _validate_inference_trial(self, trial, epoch_idx, valid_data, verbose, show_progress):
@@ -137,14 +146,16 @@ class InferenceGridMixin:
         """After an evaluation stopped by an error: the loader restarts at its first batch (RecBole's loaders keep
         their position) and the collector drops the batches it holds (it would add them to the next evaluation)."""
         eval_data.pr = 0
-        self.eval_collector.get_data_struct()
+        for key in ('rec.topk', 'rec.meanrank', 'rec.score', 'rec.items', 'data.label'):  # as get_data_struct drops
+            if key in self.eval_collector.data_struct:
+                del self.eval_collector.data_struct[key]
 
     def _choose_inference_trial(self, saved, verbose):
         """The setting with the best validation score (the first of equals) becomes the trainer's result."""
         bigger = self.valid_metric_bigger
         chosen = None
         for trial in self.inference_trials:
-            if trial.best_state is not None and (
+            if trial.best_state is not None and trial.error is None and (
                     chosen is None or (trial.best_score > chosen.best_score if bigger
                                        else trial.best_score < chosen.best_score)):
                 chosen = trial
@@ -155,6 +166,7 @@ class InferenceGridMixin:
         self.best_state, self.best_epoch, self.best_stage = chosen.best_state, chosen.best_epoch, chosen.best_stage
         self.model.load_state_dict(chosen.best_state)
         self.model.apply_inference(chosen.settings)
+        set_random_state(chosen.final_random_state)  # the run's test then draws what the chosen setting's run draws
         if verbose:
             self.logger.info(set_color('inference setting chosen on validation', 'yellow')
                              + f': {describe(chosen.settings)} (epoch {chosen.best_epoch})')
@@ -165,15 +177,15 @@ class InferenceGridMixin:
         """Every setting of the grid at its own best state: its settings, validation and test results and training
         summary (or its error). The model ends at the chosen setting."""
         outcomes = []
-        after_training = random_state()
+        after_test = random_state()  # after the run's test of the chosen setting: what comes next draws from here
         for trial in self.inference_trials:
             outcome = {'settings': dict(trial.settings)}
-            if trial.best_state is None:
+            if trial.best_state is None or trial.error is not None:  # its own run would have no result
                 outcome['error'] = trial.error or 'no validation score'
             else:
                 self.model.load_state_dict(trial.best_state)
                 self.model.apply_inference(trial.settings)
-                set_random_state(trial.final_random_state or after_training)
+                set_random_state(trial.final_random_state)
                 try:
                     test_result = self.evaluate(test_data, load_best_model=False, show_progress=show_progress)
                 except Exception as error:  # noqa: BLE001 - as in validation: this setting fails, not the others
@@ -183,7 +195,7 @@ class InferenceGridMixin:
                     outcome.update(best_valid_score=trial.best_score, best_valid_result=trial.best_result,
                                    test_result=test_result, training=self.training_summary(trial))
             outcomes.append(outcome)
-        set_random_state(after_training)
+        set_random_state(after_test)
         chosen = self.chosen_inference_trial
         if chosen is not None:
             self.model.load_state_dict(chosen.best_state)
