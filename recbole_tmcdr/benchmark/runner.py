@@ -77,11 +77,11 @@ def plan(spec, out_dir, cache_dir):
     if spec.kshot:
         explicit['kshot'] = list(spec.kshot)
     version = code_version()
+    fixed_by_user = set(overrides) | set(set_in_files(config_files))  # not searched, in any scenario
     tasks = []
     for scenario in scenarios:
         run_files = [scenario.path()] + config_files  # the dataset's YAML layer, then the user's files
         base_config = {**defaults_unless_set(benchmark_defaults, run_files), **explicit}
-        fixed_by_user = set(overrides) | set(set_in_files(config_files))
         settings = {**set_in_files(run_files), **overrides}  # what outranks the model YAML, as RecBole merges it
         for model in (m for m in spec.models if spec.runs_on(m, scenario.label)):
             full_space = model_search_space(model, spec.search_space)

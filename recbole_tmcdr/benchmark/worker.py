@@ -18,7 +18,6 @@ import traceback
 from datetime import datetime, timezone
 
 from recbole_tmcdr.benchmark import results as results_io
-from recbole_tmcdr.trainer.inference_grid import grid_settings
 
 
 def _emit(progress, event):
@@ -91,16 +90,21 @@ def inference_keys(model):
         return set()
 
 
+def _settings_key(settings):
+    return repr(sorted(settings.items()))
+
+
 def trial_groups(model, trials):
     """The trials of a run as units of training: [(trial indices, training params, inference_grid or None)].
     Trials that differ only in the model's inference keys (SSCDR's ``sscdr_hops``) and whose settings of those
     keys form a grid train once, validating every setting (``inference_grid``, see
     :mod:`recbole_tmcdr.trainer.inference_grid`); every other trial is a unit of its own."""
+    from recbole_tmcdr.trainer.inference_grid import grid_settings  # the order the trainer validates them in
     keys = inference_keys(model)
     groups = {}
     for index, params in enumerate(trials):
         training = {k: v for k, v in params.items() if k not in keys}
-        groups.setdefault(repr(sorted(training.items())), (training, []))[1].append(index)
+        groups.setdefault(_settings_key(training), (training, []))[1].append(index)
     units = []
     for training, indices in groups.values():
         settings = [{k: v for k, v in trials[i].items() if k in keys} for i in indices]
@@ -132,11 +136,11 @@ def _run_unit(task, progress, indices, params, grid):
         if grid is None:
             outcomes = [(indices[0], result, None)]
         else:  # one result per setting, as its own run would have returned it
-            by_settings = {repr(sorted(o['settings'].items())): o for o in result.get('inference_grid') or []}
+            by_settings = {_settings_key(o['settings']): o for o in result.get('inference_grid') or []}
             outcomes = []
             for index in indices:
                 setting = {k: task['trials'][index][k] for k in grid}
-                own = by_settings.get(repr(sorted(setting.items()))) or {'error': 'no validation score'}
+                own = by_settings.get(_settings_key(setting)) or {'error': 'no validation score'}
                 outcomes.append((index, None, own['error']) if 'error' in own else (index, {**result, **own}, None))
     return outcomes, time.perf_counter() - start
 

@@ -6,7 +6,6 @@ and in :meth:`_valid_epoch`, which also measures the inner step and the score at
 """
 
 import contextlib
-import random
 
 import numpy as np
 import torch
@@ -16,6 +15,7 @@ from recbole_tmcdr.model.tmcdr import QUERY, SUPPORT, ScoringParameters
 from recbole_tmcdr.registry import register_trainer
 from recbole_tmcdr.validation import ConfigError
 from recbole_tmcdr.trainer.cold_start_trainer import ColdStartTrainer, WarmUserLoader
+from recbole_tmcdr.trainer.inference_grid import random_state, set_random_state
 
 
 class UserPositives:
@@ -128,13 +128,11 @@ class MetaTaskLoader:
 @contextlib.contextmanager
 def preserved_random_state():
     """Run a block without consuming the random streams of training (torch, numpy for RecBole's sampler, random)."""
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng():
-        try:
-            yield
-        finally:
-            random.setstate(python_state)
-            np.random.set_state(numpy_state)
+    state = random_state()
+    try:
+        yield
+    finally:
+        set_random_state(state)
 
 
 # The warning of a too large inner step (docs/tmcdr_defaults/, cold validation users): TMCDR_BPR on ml_genre at
