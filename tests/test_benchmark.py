@@ -14,6 +14,7 @@ from recbole_tmcdr.benchmark import figures as figures_mod
 from recbole_tmcdr.benchmark import report as report_mod
 from recbole_tmcdr.benchmark import results as results_io
 from recbole_tmcdr.benchmark import runner
+from recbole_tmcdr.benchmark import worker
 from recbole_tmcdr.benchmark.__main__ import main as benchmark_main
 from recbole_tmcdr.benchmark.search_space import DEFAULT_SEARCH_SPACE, grid, model_search_space
 from recbole_tmcdr.benchmark.spec import BenchmarkSpec, SpecError
@@ -303,7 +304,7 @@ def test_selection_uses_validation_never_test(tmp_path, monkeypatch):
                          overrides={'embedding_size': 8}).validate()
     task = runner.plan(spec, str(tmp_path / 'out'), str(tmp_path / 'cache'))[0]
     events = []
-    line = runner.run_one(task, events.append)
+    line = worker.run_one(task, events.append)
     assert line['chosen'] == {'learning_rate': 0.005} and line['chosen_trial'] == 2
     assert line['cold_test']['uauc'] == 0.40 and line['valid_score'] == 0.30
     assert [t['valid_score'] for t in line['trials']] == [0.20, 0.25, 0.30, None]

@@ -24,22 +24,28 @@ def assert_as_separate_runs(tiny_scenario, hops, **settings):
     """The grid's outcome of each setting equals a separate run's, and the grid run's own result is the chosen
     setting's run; returns the grid run."""
     joint = run(tiny_scenario, inference_grid={'sscdr_hops': hops}, **settings)
-    outcomes = {o['settings']['sscdr_hops']: o for o in joint['inference_grid']}
-    assert sorted(outcomes) == sorted(hops)
-    chosen = max(joint['inference_grid'], key=lambda o: o['best_valid_score'])['settings']['sscdr_hops']
-    for value in hops:
-        alone = run(tiny_scenario, sscdr_hops=value, **settings)
+    assert_settings_as_own_runs(joint, 'sscdr_hops', {value: lambda value=value: run(tiny_scenario, sscdr_hops=value,
+                                                                                     **settings) for value in hops})
+    return joint
+
+
+def assert_settings_as_own_runs(joint, key, own_runs):
+    """Each setting of ``key`` in the grid run ``joint`` has the results of its own run (``own_runs``: value ->
+    a callable running it alone), and ``joint``'s own result is the chosen setting's."""
+    outcomes = {o['settings'][key]: o for o in joint['inference_grid']}
+    assert sorted(outcomes) == sorted(own_runs)
+    chosen = max(joint['inference_grid'], key=lambda o: o['best_valid_score'])['settings'][key]
+    for value, run_alone in own_runs.items():
+        alone = run_alone()
         if value == chosen:
             assert (joint['best_valid_score'], joint['test_result']) == (alone['best_valid_score'], alone['test_result'])
         own = outcomes[value]
         assert own['best_valid_score'] == alone['best_valid_score']
         assert own['best_valid_result'] == alone['best_valid_result']
         assert own['test_result'] == alone['test_result']
-        for key in ('best_epoch', 'epochs_run', 'steps', 'steps_at_best', 'stopped_on_patience'):
-            assert own['training'][key] == alone['training'][key], key
-        assert [h['valid_score'] for h in own['training']['history']] == \
-               [h['valid_score'] for h in alone['training']['history']]
-    return joint
+        for name in ('best_epoch', 'epochs_run', 'steps', 'steps_at_best', 'stopped_on_patience'):
+            assert own['training'][name] == alone['training'][name], name
+        assert own['training']['history'] == alone['training']['history']
 
 
 def test_one_training_validates_each_setting_as_its_own_run_would(tiny_scenario):
@@ -129,7 +135,7 @@ def test_checkpoint_rebuilds_the_chosen_setting(tiny_scenario):
     ('EMCDR_MF', {'sscdr_hops': [1]}, "inference keys: none"),
     ('SSCDR', {'sscdr_hops': [1, -1]}, "an int >= 0"),
     ('SSCDR', {'sscdr_hops': []}, "non-empty list"),
-    ('TMCDR_MF', {'sscdr_hops': [1]}, "inference keys: none"),
+    ('TMCDR_MF', {'sscdr_hops': [1]}, "inference keys: meta_scoring"),
 ])
 def test_a_bad_grid_is_one_error_naming_the_fix(tiny_scenario, model, grid, message):
     with pytest.raises(ConfigError, match=message):
@@ -158,7 +164,7 @@ def test_benchmark_records_the_same_trials_with_and_without_shared_training(tiny
             'config_hash': 'h', 'defaults': {}, 'valid_metric': 'ndcg@10', 'scenario': 'tiny',
             'scenario_source': 'tiny', 'search_space': {}, 'lr_search': True, 'overrides': {}, 'code_version': 'x'}
     shared = worker.run_one(task)
-    assert [t['trained_with'] for t in shared['trials']] == [[0, 1], [0, 1], [2, 3], [2, 3]]
+    assert [[m['trial'] for m in t['trained_with']] for t in shared['trials']] == [[0, 1], [0, 1], [2, 3], [2, 3]]
     monkeypatch.setattr(worker, 'inference_keys', lambda model: set())
     separate = worker.run_one({**task, 'run_dir': str(tmp_path / 'separate')})
     assert 'trained_with' not in separate['trials'][0]

@@ -5,7 +5,7 @@ import pytest
 
 from recbole_tmcdr.benchmark import report as report_mod
 from recbole_tmcdr.benchmark import results as results_io
-from recbole_tmcdr.benchmark import runner
+from recbole_tmcdr.benchmark import runner, worker
 from recbole_tmcdr.benchmark.aggregate import history_frame, training_curves
 from recbole_tmcdr.benchmark.spec import BenchmarkSpec
 from tests.test_benchmark import fake_result, record
@@ -29,7 +29,7 @@ def test_the_result_line_keeps_the_chosen_trials_epoch_history(tmp_path, monkeyp
     monkeypatch.setattr('recbole_tmcdr.quick_start.run_recbole_cdr', fake_run_recbole_cdr)
     spec = BenchmarkSpec(scenarios=['ml_genre'], models=['EMCDR_MF'], seeds=[0], out=str(tmp_path / 'out'),
                          search_space={'EMCDR_MF': {'learning_rate': [0.001, 0.01, 0.005]}}).validate()
-    line = runner.run_one(runner.plan(spec, str(tmp_path / 'out'), str(tmp_path / 'cache'))[0])
+    line = worker.run_one(runner.plan(spec, str(tmp_path / 'out'), str(tmp_path / 'cache'))[0])
     assert line['chosen'] == {'learning_rate': 0.01}
     assert [(h['epoch'], h['loss'], h['valid_score']) for h in line['training']['history']] == [(0, 1.0, 0.01),
                                                                                                (1, 0.5, 0.02)]

@@ -30,7 +30,7 @@ from recbole_tmcdr.benchmark.spec import (
     BenchmarkSpec, SpecError, absolute_path_overrides, config_hash, defaults_unless_set, file_sha, resolve_scenario,
     run_inputs, set_in_files,
 )
-from recbole_tmcdr.benchmark.worker import run_one
+from recbole_tmcdr.benchmark.worker import inference_keys
 
 log = logging.getLogger('recbole_tmcdr.benchmark')
 
@@ -100,6 +100,8 @@ def plan(spec, out_dir, cache_dir):
                                    'config_file_list': scenario.run_kwargs()['config_file_list'] + config_files},
                     'model': model, 'imports': list(spec.imports), 'seed': int(seed), 'trials': trials,
                     'defaults': defaults,
+                    # the values of its inference keys, for a run that trains together with another model's
+                    'inference_settings': {k: resolved_value(model, k, settings) for k in inference_keys(model)},
                     'search_space': space, 'lr_search': bool(spec.lr_search), 'valid_metric': valid_metric,
                     'overrides': overrides, 'base_config': base_config, 'kshot': spec.kshot,
                     'config_hash': chash, 'code_version': version,
@@ -158,12 +160,13 @@ def _summary_line(record):
             f"  ({record['timings']['total']:.0f}s)")
 
 
-def run_benchmark(spec: BenchmarkSpec, run_fn=run_one, report=True, progress=None, dry_run=False, command=None,
+def run_benchmark(spec: BenchmarkSpec, run_fn=None, report=True, progress=None, dry_run=False, command=None,
                   report_only=False, status_interval=DEFAULT_STATUS_INTERVAL):
     """Run (or resume) a benchmark; returns ``{'out', 'planned', 'skipped', 'finished', 'failed', 'report'}``.
 
-    ``run_fn(task, progress)`` runs one (scenario, model, seed) and returns its record (default
-    :func:`run_one`; tests inject a fake; for worker processes and Ray it must be a module-level function).
+    ``run_fn(task, progress)``, if given, runs one (scenario, model, seed) and returns its record (tests inject a
+    fake; for worker processes and Ray it must be a module-level function); by default runs that train alike
+    train together (:func:`.worker.run_group`).
     ``progress``: True forces the progress bar, False shows neither bar nor status lines, None = the bar on a
     terminal, else a status line every ``status_interval`` seconds (see :mod:`.display`). ``command``: the
     command line, recorded in ``spec.yaml`` and printed by the report. ``report_only``: run nothing, report the

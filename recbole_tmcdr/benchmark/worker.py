@@ -116,69 +116,149 @@ def trial_groups(model, trials):
     return sorted(units, key=lambda unit: unit[0][0])
 
 
-def _run_unit(task, progress, indices, params, grid):
-    """Train one unit of trials; ``[(index, result or None, error or None)]`` and the seconds it took."""
+def _run_unit(primary, members, params, grid, progress):
+    """Train one unit of trials (``members``: (task, trial index, params) each, as :func:`run_together` lists
+    them) with ``primary``'s model and run settings; ``[(result or None, error or None)]`` per member and the
+    seconds it took."""
     from recbole_tmcdr import progress as training_progress
     from recbole_tmcdr.quick_start import run_recbole_cdr
-    for index in indices:
+    for task, index, _ in members:
         _emit(progress, {'event': 'trial_start', 'run_id': task['run_id'], 'index': index,
                          'params': task['trials'][index]})
     # a unit of one trial scores with its own settings, whatever grid a config file or override may hold
-    config_dict = {**task['base_config'], **params, 'seed': task['seed'], 'inference_grid': grid}
+    config_dict = {**primary['base_config'], **params, 'seed': primary['seed'], 'inference_grid': grid}
+    first_task, first_index, _ = members[0]
     start = time.perf_counter()
     try:
-        with training_progress.listening(_epoch_events(progress, task['run_id'], indices[0])):
-            result = run_recbole_cdr(model=task['model'], saved=False, config_dict=config_dict, **task['run_kwargs'])
+        with training_progress.listening(_epoch_events(progress, first_task['run_id'], first_index)):
+            result = run_recbole_cdr(model=primary['model'], saved=False, config_dict=config_dict,
+                                     **primary['run_kwargs'])
     except Exception as error:  # noqa: BLE001 - e.g. a diverging learning rate: the trials lose
         print(traceback.format_exc(), file=sys.stderr)  # -> console.log
-        outcomes = [(index, None, f'{type(error).__name__}: {error}') for index in indices]
+        outcomes = [(None, f'{type(error).__name__}: {error}')] * len(members)
     else:
         if grid is None:
-            outcomes = [(indices[0], result, None)]
+            outcomes = [(result, None)]
         else:  # one result per setting, as its own run would have returned it
             by_settings = {_settings_key(o['settings']): o for o in result.get('inference_grid') or []}
             outcomes = []
-            for index in indices:
-                setting = {k: task['trials'][index][k] for k in grid}
-                own = by_settings.get(_settings_key(setting)) or {'error': 'no validation score'}
-                outcomes.append((index, None, own['error']) if 'error' in own else (index, {**result, **own}, None))
+            for _, _, member_params in members:
+                own = by_settings.get(_settings_key({k: member_params[k] for k in grid})) or {
+                    'error': 'no validation score'}
+                outcomes.append((None, own['error']) if 'error' in own else ({**result, **own}, None))
     return outcomes, time.perf_counter() - start
+
+
+def trains_alike(primary, other):
+    """Whether the run ``other`` trains what ``primary`` trains, so that one training serves both: same
+    scenario, seed and run settings; models of one class, or one declared to share the other's training
+    (``shares_training_with``: TMCDRAdapted for TMCDR); model YAML files that differ only in keys changing the
+    inference (``inference_keys``, which the run of ``other`` then sets to its own values) or searched in every
+    trial of ``other``. Not with K-shot, whose results only the setting a training chooses gets."""
+    from recbole_tmcdr.benchmark.search_space import SEARCH_SPACE_KEY, merged_model_yaml
+    from recbole_tmcdr.registry import MODELS
+    same = ('scenario', 'seed', 'base_config', 'overrides', 'run_kwargs', 'imports')
+    if primary['kshot'] or other['kshot'] or any(primary[key] != other[key] for key in same):
+        return False
+    try:
+        classes = MODELS.get(primary['model']), MODELS.get(other['model'])
+    except Exception:  # noqa: BLE001 - an unknown model fails in its own run, with the registry's message
+        return False
+    if not (classes[0] is classes[1] or getattr(classes[1], 'shares_training_with', None) is classes[0]
+            or getattr(classes[0], 'shares_training_with', None) is classes[1]):
+        return False
+    yamls = merged_model_yaml(primary['model']), merged_model_yaml(other['model'])
+    differing = {key for key in set(yamls[0]) | set(yamls[1]) if yamls[0].get(key) != yamls[1].get(key)}
+    searched = set.intersection(*(set(params) for params in other['trials']))
+    return differing - {SEARCH_SPACE_KEY} <= inference_keys(primary['model']) | searched
+
+
+def training_batches(tasks):
+    """The runs of a unit of work as batches that train together (:func:`trains_alike` the batch's first run),
+    in the order of their first run."""
+    batches = []
+    for task in tasks:
+        batch = next((batch for batch in batches if trains_alike(batch[0], task)), None)
+        if batch is None:
+            batches.append([task])
+        else:
+            batch.append(task)
+    return batches
+
+
+def _trial_entry(task, index, result, error, seconds, members):
+    entry = {'params': task['trials'][index]}
+    if result is None:
+        entry.update(valid_score=None, error=error)
+    else:
+        score = result['best_valid_score']
+        score = None if score is None or score != score else float(score)
+        entry.update(valid_score=score, cold_valid=_floats(result['best_valid_result']))
+        training = result.get('training') or {}
+        entry.update({k: training.get(k) for k in ('best_epoch', 'epochs_run', 'steps', 'steps_at_best',
+                                                   'stopped_on_patience', 'phases') if k in training})
+    entry['seconds'] = round(seconds / len(members), 3)
+    if len(members) > 1:  # one training validated these trials' settings (inference_grid)
+        entry['trained_with'] = [{'model': t['model'], 'trial': i} for t, i, _ in members]
+    return entry
+
+
+def run_together(tasks, progress=None):
+    """Run the trials of runs that train alike (:func:`training_batches`; most often one run) in the first run's
+    directory, each group of trials that differ only in inference keys as one training (:func:`trial_groups`,
+    the runs' own inference settings added to their trials). ``[record or exception]`` per run."""
+    start_all = time.perf_counter()
+    primary = tasks[0]
+    members = [(task, index, {**task['inference_settings'], **params} if len(tasks) > 1 else params)
+               for task in tasks for index, params in enumerate(task['trials'])]
+    entries = {task['run_id']: {} for task in tasks}  # run -> trial index -> (entry, result)
+    for task in tasks:
+        _emit(progress, {'event': 'start', 'run_id': task['run_id'], 'n_trials': len(task['trials'])})
+    with isolated_run_environment(primary['run_dir'], primary.get('threads')):
+        host = host_info()
+        for positions, params, grid in trial_groups(primary['model'], [m[2] for m in members]):
+            unit = [members[position] for position in positions]
+            outcomes, seconds = _run_unit(primary, unit, params, grid, progress)
+            for (task, index, _), (result, error) in zip(unit, outcomes):
+                entry = _trial_entry(task, index, result, error, seconds, unit)
+                entries[task['run_id']][index] = (entry, result)
+                _emit(progress, {'event': 'trial_end', 'run_id': task['run_id'], 'index': index,
+                                 'valid_score': entry['valid_score'], 'error': entry.get('error')})
+    for task in tasks[1:]:  # where a reader of this run's directory finds its training's log
+        os.makedirs(task['run_dir'], exist_ok=True)
+        with open(os.path.join(task['run_dir'], 'console.log'), 'a', encoding='utf-8') as console:
+            print(f"trained together with {primary['run_id']}: see {primary['run_dir']}/console.log", file=console)
+    total = time.perf_counter() - start_all
+    seconds = {task['run_id']: sum(entry['seconds'] for entry, _ in entries[task['run_id']].values())
+               for task in tasks}
+    outcomes = []
+    for task in tasks:
+        share = seconds[task['run_id']] / (sum(seconds.values()) or 1) if len(tasks) > 1 else 1
+        try:
+            outcomes.append(_record(task, entries[task['run_id']], host, total * share))
+        except Exception as error:  # noqa: BLE001 - every trial of this run failed; the others stand
+            outcomes.append(error)
+    return outcomes
 
 
 def run_one(task, progress=None):
     """Run the trials of one (scenario, model, seed) and return its ``results.jsonl`` record."""
-    start_all = time.perf_counter()
-    entries, chosen_index, chosen = {}, None, None
-    _emit(progress, {'event': 'start', 'run_id': task['run_id'], 'n_trials': len(task['trials'])})
-    with isolated_run_environment(task['run_dir'], task.get('threads')):
-        host = host_info()
-        for indices, params, grid in trial_groups(task['model'], task['trials']):
-            outcomes, seconds = _run_unit(task, progress, indices, params, grid)
-            for index, result, error in outcomes:
-                entry = {'params': task['trials'][index]}
-                if result is None:
-                    entry.update(valid_score=None, error=error)
-                else:
-                    score = result['best_valid_score']
-                    score = None if score is None or score != score else float(score)
-                    entry.update(valid_score=score, cold_valid=_floats(result['best_valid_result']))
-                    training = result.get('training') or {}
-                    entry.update({k: training.get(k) for k in ('best_epoch', 'epochs_run', 'steps', 'steps_at_best',
-                                                               'stopped_on_patience', 'phases') if k in training})
-                entry['seconds'] = round(seconds / len(indices), 3)
-                if len(indices) > 1:  # one training validated these trials' settings (inference_grid)
-                    entry['trained_with'] = indices
-                entries[index] = (entry, result)
-                _emit(progress, {'event': 'trial_end', 'run_id': task['run_id'], 'index': index,
-                                 'valid_score': entry['valid_score'], 'error': entry.get('error')})
-        trials = []
-        for index in sorted(entries):  # selection in trial order: the first of equal scores wins
-            entry, result = entries[index]
-            trials.append(entry)
-            if entry['valid_score'] is not None and _better(
-                    entry['valid_score'], None if chosen is None else chosen['score'],
-                    result.get('valid_score_bigger', True)):
-                chosen_index, chosen = index, {'score': entry['valid_score'], 'result': result}
+    (outcome,) = run_together([task], progress)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def _record(task, entries, host, total_seconds):
+    """The ``results.jsonl`` record of a run from its trials' (entry, result), chosen on validation."""
+    chosen_index, chosen, trials = None, None, []
+    for index in sorted(entries):  # selection in trial order: the first of equal scores wins
+        entry, result = entries[index]
+        trials.append(entry)
+        if entry['valid_score'] is not None and _better(
+                entry['valid_score'], None if chosen is None else chosen['score'],
+                result.get('valid_score_bigger', True)):
+            chosen_index, chosen = index, {'score': entry['valid_score'], 'result': result}
     if chosen is None:
         errors = '; '.join(f"{t['params']}: {t.get('error', 'no validation score')}" for t in trials)
         raise RuntimeError(f"{task['run_id']}: every trial failed ({errors}). See {task['run_dir']}/console.log.")
@@ -204,7 +284,7 @@ def run_one(task, progress=None):
         record['routing'] = result['routing']
     record.update({
         'split_stats': result.get('split_stats'),
-        'timings': {'trials': [t['seconds'] for t in trials], 'total': round(time.perf_counter() - start_all, 3)},
+        'timings': {'trials': [t['seconds'] for t in trials], 'total': round(total_seconds, 3)},
         'host': host,
         'scenario_source': task['scenario_source'], 'search_space': task['search_space'],
         'lr_search': task['lr_search'], 'overrides': task['overrides'], 'kshot_asked': task.get('kshot'),
@@ -229,21 +309,28 @@ def host_info():
             'pid': os.getpid(), **versions}
 
 
-def run_group(tasks, progress=None, run_fn=run_one):
-    """Run a unit of work in a worker. Each run's outcome is sent at once as a ``record`` / ``error`` event
-    (the main process writes it to results.jsonl) and also returned: [(run_id, record, error, traceback)]."""
+def run_group(tasks, progress=None, run_fn=None):
+    """Run a unit of work in a worker: runs that train alike together (:func:`training_batches`), or each with
+    ``run_fn(task, progress)`` if given (tests inject fakes). Each run's outcome is sent at once as a ``record`` /
+    ``error`` event (the main process writes it to results.jsonl) and also returned:
+    [(run_id, record, error, traceback)]."""
     from recbole_tmcdr.registry import import_modules
     for task in tasks:  # a fresh worker process (or Ray worker) knows only the plugin's own models
         import_modules(task.get('imports'))
     outcomes = []
-    for task in tasks:
+    for batch in [[task] for task in tasks] if run_fn else training_batches(tasks):
         try:
-            record = run_fn(task, progress)
+            records = [run_fn(batch[0], progress)] if run_fn else run_together(batch, progress)
         except Exception as error:  # noqa: BLE001 - one failed run does not stop the others
-            outcome = (task['run_id'], None, f'{type(error).__name__}: {error}', traceback.format_exc())
-            _emit(progress, {'event': 'error', 'run_id': task['run_id'], 'error': outcome[2], 'traceback': outcome[3]})
-        else:
-            outcome = (task['run_id'], record, None, None)
-            _emit(progress, {'event': 'record', 'run_id': task['run_id'], 'record': record})
-        outcomes.append(outcome)
+            records = [error] * len(batch)
+        for task, record in zip(batch, records):
+            if isinstance(record, Exception):
+                outcome = (task['run_id'], None, f'{type(record).__name__}: {record}',
+                           ''.join(traceback.format_exception(record)))
+                _emit(progress, {'event': 'error', 'run_id': task['run_id'], 'error': outcome[2],
+                                 'traceback': outcome[3]})
+            else:
+                outcome = (task['run_id'], record, None, None)
+                _emit(progress, {'event': 'record', 'run_id': task['run_id'], 'record': record})
+            outcomes.append(outcome)
     return outcomes

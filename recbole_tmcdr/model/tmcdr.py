@@ -75,6 +75,9 @@ class TMCDR(CrossDomainMappingRecommender):
     """Meta network f_theta over frozen pre-trained embeddings, trained task-oriented with MAML."""
 
     trainer = 'MetaTrainer'
+    # the scoring changes what is validated, not what is trained: theta' is refreshed before a validation from a
+    # saved random state (MetaTrainer._valid_epoch), so inference_grid can validate both within one training
+    inference_keys = {'meta_scoring': 'scoring'}
     config_rules = {
         'meta_inner_lr': Rule('float', non_negative, '>= 0'),
         'meta_inner_steps': Rule('int', non_negative, '>= 0'),
@@ -105,6 +108,10 @@ class TMCDR(CrossDomainMappingRecommender):
         # theta' averaged over the warm groups of a meta-batch, refreshed before each validation by the trainer;
         # not trained (not in phase_parameters) but saved with the model, so a checkpoint scores as validated
         self.adapted_bridge = copy.deepcopy(self.bridge).requires_grad_(False)
+
+    def apply_inference(self, settings):
+        super().apply_inference(settings)
+        self.scoring = ScoringParameters(self.scoring)
 
     # ----- the task loss: the base model's own loss with f_theta(u^s) as user embedding
     def task_loss(self, params, user_vecs, sample_user, items, mask):

@@ -20,3 +20,6 @@ class TMCDRAdapted(TMCDR):
     """TMCDR scored with the inner-step-adapted theta' (``meta_scoring: adapted`` in its YAML)."""
 
     yaml_bases = ('TMCDR',)  # every key of TMCDR.yaml applies; TMCDRAdapted.yaml changes the scoring
+    # trains exactly what TMCDR trains (meta_scoring is one of its inference_keys): the benchmark trains a
+    # TMCDRAdapted_X run together with the TMCDR_X run of the same scenario and seed (worker.training_batches)
+    shares_training_with = TMCDR
