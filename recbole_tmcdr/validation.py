@@ -328,7 +328,8 @@ def check_inference_grid(config, model_class, defaults):
         return (f"The 'inference_grid' parameter of {model} names {', '.join(map(repr, unknown))}, which changes "
                 f'more than the inference: search it as separate trials (benchmark_search_space) instead. '
                 f"{model}'s inference keys: {allowed}.")
-    if config.get('meta_warm_start_epochs'):
+    # theta' = theta during TMCDR's warm start, so its scorings score it alike and choose the same warm start
+    if config.get('meta_warm_start_epochs') and set(grid) - {'meta_scoring'}:
         return ("The 'inference_grid' parameter cannot be combined with meta_warm_start_epochs > 0: every setting's "
                 "meta stage would start from the warm start chosen for the best setting. Set meta_warm_start_epochs: "
                 '0, or search the settings as separate trials.')

@@ -88,7 +88,7 @@ def test_trainer_reports_phase_stage_and_epoch(pipeline):
 # ----- the executor path
 def fake_run_with_epochs(task, progress=None):
     """A run whose trainer reports two SOURCE epochs (module level: picklable for worker processes)."""
-    with training_progress.listening(_epoch_events(progress, task['run_id'], 0)):
+    with training_progress.listening(_epoch_events(progress, [(task['run_id'], 0)])):
         for epoch in (1, 2):
             training_progress.report(phase='SOURCE', stage=None, epoch=epoch, epochs=2)
     return fake_run(task)

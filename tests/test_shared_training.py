@@ -23,24 +23,28 @@ def run(tiny_scenario, model='TMCDR_MF', **settings):
                            config_dict=fast_config(**{**TMCDR, **settings}))
 
 
-@pytest.mark.parametrize('diagnostics', [True, False])
-def test_one_training_validates_theta_and_theta_prime_as_their_own_runs(tiny_scenario, diagnostics):
-    joint = run(tiny_scenario, meta_diagnostics=diagnostics, inference_grid={'meta_scoring': ['theta', 'adapted']})
+@pytest.mark.parametrize('settings', [
+    {}, {'meta_diagnostics': False},
+    # theta' = theta in the warm start: both scorings choose the same one, then each its meta stage
+    {'meta_warm_start_epochs': 4},
+    {'meta_warm_start_epochs': 4, 'eval_args': {'order': 'RO', 'group_by': 'user', 'mode': 'uni10'}}])
+def test_one_training_validates_theta_and_theta_prime_as_their_own_runs(tiny_scenario, settings):
+    joint = run(tiny_scenario, **settings, inference_grid={'meta_scoring': ['theta', 'adapted']})
     assert_settings_as_own_runs(joint, 'meta_scoring', {
-        'theta': lambda: run(tiny_scenario, meta_diagnostics=diagnostics),
-        'adapted': lambda: run(tiny_scenario, 'TMCDRAdapted_MF', meta_diagnostics=diagnostics)})
+        'theta': lambda: run(tiny_scenario, **settings),
+        'adapted': lambda: run(tiny_scenario, 'TMCDRAdapted_MF', **settings)})
     assert len({o['training']['epochs_run'] for o in joint['inference_grid']}) > 1
 
 
 SEARCH = {'learning_rate': [0.005, 0.01], 'meta_inner_lr': [0.5]}
 
 
-def spec_of(tiny_scenario, tmp_path, models, name, **fields):
+def spec_of(tiny_scenario, tmp_path, models, name, overrides=None, **fields):
     fields = {'search_space': {model: SEARCH for model in models}, **fields}
+    overrides = {**{k: v for k, v in fast_config(**TMCDR).items() if k not in SEARCH and k != 'seed'},
+                 **(overrides or {})}
     return BenchmarkSpec(scenarios=[str(tiny_scenario)], models=models, seeds=[0], jobs=1, out=str(tmp_path / name),
-                         cache_dir=str(tmp_path / name / 'cache'),
-                         overrides={k: v for k, v in fast_config(**TMCDR).items() if k not in SEARCH and k != 'seed'},
-                         **fields).validate()
+                         cache_dir=str(tmp_path / name / 'cache'), overrides=overrides, **fields).validate()
 
 
 def records(out):
@@ -70,7 +74,11 @@ def test_benchmark_trains_tmcdr_and_its_adapted_variant_once(tiny_scenario, tmp_
         assert timeless(a['training']) == timeless(b['training'])
         for key in ('chosen', 'chosen_trial', 'valid_score', 'cold_valid', 'cold_test', 'config_hash'):
             assert a[key] == b[key], (model, key)
-    assert 'trained together with tiny/TMCDR_MF/seed0' in open(shared['TMCDRAdapted_MF']['run_dir'] + '/console.log').read()
+    assert 'trained with tiny/TMCDR_MF/seed0' in open(shared['TMCDRAdapted_MF']['run_dir'] + '/console.log').read()
+    # the pair's training time is split between them, its phases' seconds too (the cost report adds them up)
+    for trial in range(2):
+        overlap = [shared[model]['trials'][trial]['phases']['OVERLAP']['seconds'] for model in models]
+        assert overlap[0] == overlap[1] and shared['TMCDR_MF']['trials'][trial]['seconds'] >= overlap[0]
 
 
 def batches_of(tiny_scenario, tmp_path, models, **fields):
@@ -85,9 +93,28 @@ def test_only_runs_that_train_alike_train_together(tiny_scenario, tmp_path):
         ['TMCDR_MF', 'TMCDRAdapted_MF'], ['EMCDR_MF'], ['TMCDRPaperStep_MF'], ['TMCDR_BPR', 'TMCDRAdapted_BPR']]
     # without a search, the two BPR models' lambdas (their YAML files differ) are not searched: no shared training
     assert batches_of(tiny_scenario, tmp_path, models, lr_search=False)[-2:] == [['TMCDR_BPR'], ['TMCDRAdapted_BPR']]
-    # K-shot results exist for the setting a training chooses only
+    # K-shot results exist for the setting a training chooses only; a stored trained model is keyed by its own run
     assert batches_of(tiny_scenario, tmp_path, ['TMCDR_MF', 'TMCDRAdapted_MF'], kshot=[1]) == [
         ['TMCDR_MF'], ['TMCDRAdapted_MF']]
+    assert batches_of(tiny_scenario, tmp_path, ['TMCDR_MF', 'TMCDRAdapted_MF'],
+                      overrides={'store_trained_models': True}) == [['TMCDR_MF'], ['TMCDRAdapted_MF']]
+
+
+def test_a_run_storing_its_trained_models_trains_each_trial_on_its_own(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run_recbole_cdr(model, config_dict=None, saved=True, **kwargs):
+        calls.append(config_dict['inference_grid'])
+        return {'best_valid_score': 0.1, 'valid_score_bigger': True, 'best_valid_result': {'ndcg@10': 0.1},
+                'test_result': {'ndcg@10': 0.1}}
+
+    monkeypatch.setattr('recbole_tmcdr.quick_start.run_recbole_cdr', fake_run_recbole_cdr)
+    task = {'run_id': 'r', 'model': 'SSCDR', 'seed': 0, 'trials': [{'sscdr_hops': 1}, {'sscdr_hops': 2}],
+            'base_config': {}, 'run_kwargs': {}, 'run_dir': str(tmp_path), 'config_hash': 'h', 'defaults': {},
+            'valid_metric': 'ndcg@10', 'scenario': 's', 'scenario_source': 's', 'search_space': {},
+            'lr_search': True, 'overrides': {}, 'code_version': 'x', 'share_training': False}
+    worker.run_one(task)
+    assert calls == [None, None]
 
 
 def test_trials_shared_across_runs_only_where_they_match():

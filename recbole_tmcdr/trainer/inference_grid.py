@@ -81,7 +81,7 @@ class InferenceGridMixin:
         if self.config['train_neg_sample_args'].get('dynamic', 'none') != 'none':
             loader.get_model(self.model)
         for trial in self.inference_trials:  # a new stage (TMCDR's meta stage) gets fresh patience, as in fit
-            trial.cur_step, trial.stopped = 0, trial.error is not None
+            trial.cur_step, trial.stopped, trial.final_random_state = 0, trial.error is not None, None
         for epoch_idx in range(self.start_epoch, self.epochs):
             start = time()
             loss = self._train_epoch(loader, epoch_idx, show_progress=show_progress)
