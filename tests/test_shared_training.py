@@ -57,9 +57,11 @@ def timeless(entry):
     return {k: v for k, v in entry.items() if k not in ('seconds', 'trained_with', 'phases')}
 
 
-def test_benchmark_trains_tmcdr_and_its_adapted_variant_once(tiny_scenario, tmp_path):
+def test_benchmark_trains_tmcdr_and_its_adapted_variant_once(tiny_scenario, tmp_path, capsys):
     models = ['TMCDR_MF', 'TMCDRAdapted_MF']
     spec = spec_of(tiny_scenario, tmp_path, models, 'shared')
+    runner.run_benchmark(spec, report=False, progress=False, dry_run=True)
+    assert 'todo  tiny/TMCDRAdapted_MF/seed0  (2 trial(s), trains with tiny/TMCDR_MF/seed0)' in capsys.readouterr().err
     runner.run_benchmark(spec, report=False, progress=False)
     separate = spec_of(tiny_scenario, tmp_path, models, 'separate')
     runner.run_benchmark(separate, run_fn=worker.run_one, report=False, progress=False)  # one run at a time

@@ -30,7 +30,7 @@ from recbole_tmcdr.benchmark.spec import (
     BenchmarkSpec, SpecError, absolute_path_overrides, config_hash, defaults_unless_set, file_sha, resolve_scenario,
     run_inputs, set_in_files,
 )
-from recbole_tmcdr.benchmark.worker import inference_keys
+from recbole_tmcdr.benchmark.worker import inference_keys, training_batches
 
 log = logging.getLogger('recbole_tmcdr.benchmark')
 
@@ -219,9 +219,12 @@ def run_benchmark(spec: BenchmarkSpec, run_fn=None, report=True, progress=None, 
           + (f'  [{"ray " + spec.ray_address if spec.ray_address else f"{local_jobs} job(s)"} x {threads} '
              f'thread(s), cache {cache_dir}]' if todo and not report_only else ''), file=sys.stderr)
     if dry_run:
+        trained_with = {task['run_id']: batch[0]['run_id'] for group in groups
+                        for batch in training_batches(group) for task in batch[1:]}
         for task in tasks:
             state = 'done' if task in skipped else 'todo'
-            print(f"  {state}  {task['run_id']}  ({len(task['trials'])} trial(s))", file=sys.stderr)
+            shared = f", trains with {trained_with[task['run_id']]}" if task['run_id'] in trained_with else ''
+            print(f"  {state}  {task['run_id']}  ({len(task['trials'])} trial(s){shared})", file=sys.stderr)
         return summary
     _write_spec(out_dir, spec, cache_dir, command)
 
