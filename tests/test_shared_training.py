@@ -36,6 +36,22 @@ def test_one_training_validates_theta_and_theta_prime_as_their_own_runs(tiny_sce
     assert len({o['training']['epochs_run'] for o in joint['inference_grid']}) > 1
 
 
+def test_a_round_of_the_grid_validates_each_scoring_once(tiny_scenario, monkeypatch):
+    """With full ranking and meta_diagnostics, each setting's validation scores both theta and theta': the
+    grid's second setting reuses what the first validated (the same state, no random draw)."""
+    from recbole.trainer import Trainer
+    calls, own_valid_epoch = [], Trainer._valid_epoch
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return own_valid_epoch(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, '_valid_epoch', counted)
+    joint = run(tiny_scenario, inference_grid={'meta_scoring': ['theta', 'adapted']})
+    rounds = max(len(o['training']['history']) for o in joint['inference_grid'])
+    assert len(calls) == 2 * rounds
+
+
 SEARCH = {'learning_rate': [0.005, 0.01], 'meta_inner_lr': [0.5]}
 
 

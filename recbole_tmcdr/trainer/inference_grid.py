@@ -69,6 +69,8 @@ class InferenceTrial:
 class InferenceGridMixin:
     """The trainer's side of ``inference_grid`` (mixed into ColdStartTrainer)."""
 
+    validation_round = None  # during a round of the settings' validations: a dict the trainer may keep results in
+
     def new_inference_trials(self):
         """One :class:`InferenceTrial` per setting of the config's ``inference_grid`` (none without one)."""
         grid = self.config['inference_grid']
@@ -95,12 +97,14 @@ class InferenceGridMixin:
             if (epoch_idx + 1) % self.eval_step:
                 continue
             before, after, scores = random_state(), None, []
+            self.validation_round = {}  # the settings validate one state: a trainer may share work among them
             for trial in live:
                 set_random_state(before)  # each setting draws what its own run would draw
                 score = self._validate_inference_trial(trial, epoch_idx, valid_data, verbose, show_progress)
                 if score is not None:  # a failed validation may have drawn part of what a whole one draws
                     after = random_state()
                     scores.append(score)
+            self.validation_round = None
             if after is not None:
                 set_random_state(after)
             for trial in live:

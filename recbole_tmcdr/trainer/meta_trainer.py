@@ -9,6 +9,7 @@ import contextlib
 
 import numpy as np
 import torch
+from recbole.data.dataloader import FullSortEvalDataLoader
 from recbole.data.interaction import Interaction
 
 from recbole_tmcdr.model.tmcdr import QUERY, SUPPORT, ScoringParameters
@@ -187,20 +188,24 @@ class MetaTrainer(ColdStartTrainer):
         if loader is None or not self.config['meta_diagnostics'] and self.model.scoring == ScoringParameters.THETA:
             self.epoch_diagnostics = {}
             return super()._valid_epoch(valid_data, show_progress=show_progress)
-        with preserved_random_state():  # drawing warm groups here must not change what is trained next
-            batch = next(iter(loader)).to(self.device)
-            self.model.refresh_adapted_bridge(batch)
-        score, result = super()._valid_epoch(valid_data, show_progress=show_progress)
+        # inference_grid validates its settings (the scorings) of one state in a round; full ranking draws no random
+        # numbers, so what one setting validated at a scoring, the next reuses
+        shared = self.validation_round is not None and isinstance(valid_data, FullSortEvalDataLoader)
+        memo = self.validation_round if shared else {}
+        if 'batch' not in memo:
+            with preserved_random_state():  # drawing warm groups here must not change what is trained next
+                memo['batch'] = next(iter(loader)).to(self.device)
+                self.model.refresh_adapted_bridge(memo['batch'])
+        own = self.model.scoring
+        score, result = self._validate_scored(own, valid_data, show_progress, memo)
         if not self.config['meta_diagnostics']:
             self.epoch_diagnostics = {}
             return score, result
-        other = ScoringParameters.ADAPTED if self.model.scoring == ScoringParameters.THETA else ScoringParameters.THETA
-        self.model.scoring, own = other, self.model.scoring
-        try:
-            other_score, _ = super()._valid_epoch(valid_data, show_progress=show_progress)
-        finally:
-            self.model.scoring = own
-        ratio = self.model.inner_step_ratio(batch)
+        other = ScoringParameters.ADAPTED if own == ScoringParameters.THETA else ScoringParameters.THETA
+        other_score, _ = self._validate_scored(other, valid_data, show_progress, memo)
+        if 'ratio' not in memo:
+            memo['ratio'] = self.model.inner_step_ratio(memo['batch'])
+        ratio = memo['ratio']
         scores = {own.value: float(score), other.value: float(other_score)}
         self.epoch_diagnostics = {'inner_step_ratio': ratio, 'valid_at_theta': scores['theta'],
                                   'valid_at_adapted': scores['adapted']}
@@ -213,6 +218,17 @@ class MetaTrainer(ColdStartTrainer):
             self.warned_inner_step = True
             self.logger.warning(warning)
         return score, result
+
+    def _validate_scored(self, scoring, valid_data, show_progress, memo):
+        """RecBole's validation with cold users scored with ``scoring``, or what ``memo`` holds for it."""
+        if scoring not in memo:
+            self.model.scoring, own = scoring, self.model.scoring
+            try:
+                memo[scoring] = super()._valid_epoch(valid_data, show_progress=show_progress)
+            finally:
+                self.model.scoring = own
+        score, result = memo[scoring]
+        return score, dict(result)
 
     def bridge_loader(self, train_data):
         self.meta_loader = self._meta_task_loader(train_data)
