@@ -52,6 +52,26 @@ def test_a_round_of_the_grid_validates_each_scoring_once(tiny_scenario, monkeypa
     assert len(calls) == 2 * rounds
 
 
+def test_a_failed_refresh_of_theta_prime_is_redone_by_the_next_setting(tiny_scenario, monkeypatch):
+    from recbole_tmcdr.model.tmcdr import TMCDR
+    own_refresh, calls = TMCDR.refresh_adapted_bridge, []
+
+    def failing_once(self, interaction):
+        calls.append(1)
+        if len(calls) == 3:  # the theta setting's refresh at the second meta epoch
+            raise MemoryError('refresh failed')
+        return own_refresh(self, interaction)
+
+    monkeypatch.setattr(TMCDR, 'refresh_adapted_bridge', failing_once)
+    joint = run(tiny_scenario, inference_grid={'meta_scoring': ['theta', 'adapted']})
+    monkeypatch.setattr(TMCDR, 'refresh_adapted_bridge', own_refresh)
+    outcomes = {o['settings']['meta_scoring']: o for o in joint['inference_grid']}
+    assert 'refresh failed' in outcomes['theta']['error']
+    alone = run(tiny_scenario, 'TMCDRAdapted_MF')
+    assert outcomes['adapted']['training']['history'] == alone['training']['history']
+    assert outcomes['adapted']['test_result'] == alone['test_result']
+
+
 SEARCH = {'learning_rate': [0.005, 0.01], 'meta_inner_lr': [0.5]}
 
 

@@ -98,13 +98,15 @@ class InferenceGridMixin:
                 continue
             before, after, scores = random_state(), None, []
             self.validation_round = {}  # the settings validate one state: a trainer may share work among them
-            for trial in live:
-                set_random_state(before)  # each setting draws what its own run would draw
-                score = self._validate_inference_trial(trial, epoch_idx, valid_data, verbose, show_progress)
-                if score is not None:  # a failed validation may have drawn part of what a whole one draws
-                    after = random_state()
-                    scores.append(score)
-            self.validation_round = None
+            try:
+                for trial in live:
+                    set_random_state(before)  # each setting draws what its own run would draw
+                    score = self._validate_inference_trial(trial, epoch_idx, valid_data, verbose, show_progress)
+                    if score is not None:  # a failed validation may have drawn part of what a whole one draws
+                        after = random_state()
+                        scores.append(score)
+            finally:
+                self.validation_round = None
             if after is not None:
                 set_random_state(after)
             for trial in live:

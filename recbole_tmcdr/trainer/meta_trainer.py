@@ -6,6 +6,7 @@ and in :meth:`_valid_epoch`, which also measures the inner step and the score at
 """
 
 import contextlib
+import copy
 
 import numpy as np
 import torch
@@ -194,8 +195,9 @@ class MetaTrainer(ColdStartTrainer):
         memo = self.validation_round if shared else {}
         if 'batch' not in memo:
             with preserved_random_state():  # drawing warm groups here must not change what is trained next
-                memo['batch'] = next(iter(loader)).to(self.device)
-                self.model.refresh_adapted_bridge(memo['batch'])
+                batch = next(iter(loader)).to(self.device)
+                self.model.refresh_adapted_bridge(batch)
+            memo['batch'] = batch  # only once theta' is refreshed: a failed refresh leaves the next setting to redo it
         own = self.model.scoring
         score, result = self._validate_scored(own, valid_data, show_progress, memo)
         if not self.config['meta_diagnostics']:
@@ -228,7 +230,7 @@ class MetaTrainer(ColdStartTrainer):
             finally:
                 self.model.scoring = own
         score, result = memo[scoring]
-        return score, dict(result)
+        return score, copy.copy(result)  # each setting keeps its own
 
     def bridge_loader(self, train_data):
         self.meta_loader = self._meta_task_loader(train_data)
