@@ -5,7 +5,7 @@ import copy
 
 import pytest
 
-from recbole_tmcdr.benchmark import worker
+from recbole_tmcdr.benchmark import training_units, worker
 from recbole_tmcdr.quick_start import load_data_and_model, run_recbole_cdr
 from recbole_tmcdr.validation import ConfigError
 
@@ -145,15 +145,15 @@ def test_a_bad_grid_is_one_error_naming_the_fix(tiny_scenario, model, grid, mess
 
 def test_trials_differing_only_in_inference_keys_train_once():
     trials = [{'learning_rate': lr, 'sscdr_hops': hops} for lr in (0.001, 0.01) for hops in (1, 2)]
-    assert worker.trial_groups('SSCDR', trials) == [
+    assert training_units.trial_groups('SSCDR', trials) == [
         ([0, 1], {'learning_rate': 0.001}, {'sscdr_hops': [1, 2]}),
         ([2, 3], {'learning_rate': 0.01}, {'sscdr_hops': [1, 2]})]
     # a model without inference keys, and settings that do not form a grid, keep one training per trial
     lrs = [{'learning_rate': lr} for lr in (0.001, 0.01)]
-    assert worker.trial_groups('EMCDR_MF', lrs) == [([0], lrs[0], None), ([1], lrs[1], None)]
+    assert training_units.trial_groups('EMCDR_MF', lrs) == [([0], lrs[0], None), ([1], lrs[1], None)]
     ragged = [{'sscdr_hops': 1, 'sscdr_unsup_weight': 0.1}, {'sscdr_hops': 2, 'sscdr_unsup_weight': 0.1},
               {'sscdr_hops': 2, 'sscdr_unsup_weight': 0.2}]
-    assert [unit[0] for unit in worker.trial_groups('SSCDR', ragged)] == [[0, 1], [2]]
+    assert [unit[0] for unit in training_units.trial_groups('SSCDR', ragged)] == [[0, 1], [2]]
 
 
 def test_benchmark_records_the_same_trials_with_and_without_shared_training(tiny_scenario, tmp_path, monkeypatch):
@@ -165,7 +165,7 @@ def test_benchmark_records_the_same_trials_with_and_without_shared_training(tiny
             'scenario_source': 'tiny', 'search_space': {}, 'lr_search': True, 'overrides': {}, 'code_version': 'x'}
     shared = worker.run_one(task)
     assert [[m['trial'] for m in t['trained_with']] for t in shared['trials']] == [[0, 1], [0, 1], [2, 3], [2, 3]]
-    monkeypatch.setattr(worker, 'inference_keys', lambda model: set())
+    monkeypatch.setattr(training_units, 'inference_keys', lambda model: set())
     separate = worker.run_one({**task, 'run_dir': str(tmp_path / 'separate')})
     assert 'trained_with' not in separate['trials'][0]
     for a, b in zip(shared['trials'], separate['trials']):

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from recbole_tmcdr.benchmark import runner, worker
+from recbole_tmcdr.benchmark import runner, training_units, worker
 from recbole_tmcdr.benchmark.spec import BenchmarkSpec
 from recbole_tmcdr.quick_start import run_recbole_cdr
 
@@ -121,7 +121,7 @@ def test_benchmark_trains_tmcdr_and_its_adapted_variant_once(tiny_scenario, tmp_
 
 def batches_of(tiny_scenario, tmp_path, models, **fields):
     tasks = runner.plan(spec_of(tiny_scenario, tmp_path, models, 'plan', **fields), str(tmp_path / 'plan'), '')
-    return [[task['model'] for task in batch] for batch in worker.training_batches(tasks)]
+    return [[task['model'] for task in batch] for batch in training_units.training_batches(tasks)]
 
 
 def test_only_runs_that_train_alike_train_together(tiny_scenario, tmp_path):
@@ -159,6 +159,6 @@ def test_trials_shared_across_runs_only_where_they_match():
     """TMCDR_BPR searches lambda {0.005, 0.02}, TMCDRAdapted_BPR {0.02, 0.1}: only lambda 0.02 trains once."""
     theta = [{'meta_scoring': 'theta', 'learning_rate': 0.01, 'meta_inner_lr': lam} for lam in (0.005, 0.02)]
     adapted = [{'meta_scoring': 'adapted', 'learning_rate': 0.01, 'meta_inner_lr': lam} for lam in (0.02, 0.1)]
-    units = worker.trial_groups('TMCDR_BPR', theta + adapted)
+    units = training_units.trial_groups('TMCDR_BPR', theta + adapted)
     assert [(indices, grid) for indices, _, grid in units] == [
         ([0], None), ([1, 2], {'meta_scoring': ['theta', 'adapted']}), ([3], None)]

@@ -30,7 +30,7 @@ from recbole_tmcdr.benchmark.spec import (
     BenchmarkSpec, SpecError, absolute_path_overrides, config_hash, defaults_unless_set, file_sha, resolve_scenario,
     run_inputs, set_in_files,
 )
-from recbole_tmcdr.benchmark.worker import inference_keys, training_batches
+from recbole_tmcdr.benchmark.training_units import inference_keys, training_batches
 
 log = logging.getLogger('recbole_tmcdr.benchmark')
 

@@ -1,5 +1,6 @@
-"""One run of a benchmark, as a worker executes it: the trials of one (scenario, model, seed), one after the
-other in one process, in the run's own directory; and a unit of work (runs sharing pre-trained base models).
+"""One run of a benchmark, as a worker executes it: the trials of one (scenario, model, seed), or of runs that
+train together (:mod:`.training_units`), one after the other in one process, in the (first) run's directory;
+and a unit of work (runs sharing pre-trained base models).
 
 A worker tells the main process what happens through ``progress`` (a queue, or a callable when it runs in the
 main process), as events (dicts with ``event`` and ``run_id``): ``start`` (``n_trials``), ``trial_start``
@@ -18,6 +19,7 @@ import traceback
 from datetime import datetime, timezone
 
 from recbole_tmcdr.benchmark import results as results_io
+from recbole_tmcdr.benchmark.training_units import settings_key, trial_groups, training_batches
 
 
 def _emit(progress, event):
@@ -85,41 +87,6 @@ def _better(score, best, bigger):
     return score > best if bigger else score < best
 
 
-def inference_keys(model):
-    """The keys of ``model`` that change only its inference (``inference_keys`` of its class; none if unknown)."""
-    from recbole_tmcdr.registry import MODELS
-    try:
-        return set(getattr(MODELS.get(model), 'inference_keys', None) or {})
-    except Exception:  # noqa: BLE001 - an unknown model fails in its own run, with the registry's message
-        return set()
-
-
-def _settings_key(settings):
-    return repr(sorted(settings.items()))
-
-
-def trial_groups(model, trials):
-    """The trials of a run as units of training: [(trial indices, training params, inference_grid or None)].
-    Trials that differ only in the model's inference keys (SSCDR's ``sscdr_hops``) and whose settings of those
-    keys form a grid train once, validating every setting (``inference_grid``, see
-    :mod:`recbole_tmcdr.trainer.inference_grid`); every other trial is a unit of its own."""
-    from recbole_tmcdr.trainer.inference_grid import grid_settings  # the order the trainer validates them in
-    keys = inference_keys(model)
-    groups = {}
-    for index, params in enumerate(trials):
-        training = {k: v for k, v in params.items() if k not in keys}
-        groups.setdefault(_settings_key(training), (training, []))[1].append(index)
-    units = []
-    for training, indices in groups.values():
-        settings = [{k: v for k, v in trials[i].items() if k in keys} for i in indices]
-        grid = {k: list(dict.fromkeys(s[k] for s in settings)) for k in settings[0]}
-        if len(indices) > 1 and grid_settings(grid) == settings:
-            units.append((indices, training, grid))
-        else:
-            units += [([index], trials[index], None) for index in indices]
-    return sorted(units, key=lambda unit: unit[0][0])
-
-
 def _run_unit(primary, members, params, grid, progress):
     """Train one unit of trials (``members``: (task, trial index, params) each, as :func:`run_together` lists
     them) with ``primary``'s model and run settings; ``[(result or None, error or None)]`` per member and the
@@ -146,51 +113,13 @@ def _run_unit(primary, members, params, grid, progress):
         if grid is None:
             outcomes = [(result, None)]
         else:  # one result per setting, as its own run would have returned it
-            by_settings = {_settings_key(o['settings']): o for o in result.get('inference_grid') or []}
+            by_settings = {settings_key(o['settings']): o for o in result.get('inference_grid') or []}
             outcomes = []
             for _, _, member_params in members:
-                own = by_settings.get(_settings_key({k: member_params[k] for k in grid})) or {
+                own = by_settings.get(settings_key({k: member_params[k] for k in grid})) or {
                     'error': 'no validation score'}
                 outcomes.append((None, own['error']) if 'error' in own else ({**result, **own}, None))
     return outcomes, time.perf_counter() - start
-
-
-def trains_alike(primary, other):
-    """Whether the run ``other`` trains what ``primary`` trains, so that one training serves both: same
-    scenario, seed and run settings; models of one class, or one declared to share the other's training
-    (``shares_training_with``: TMCDRAdapted for TMCDR); model YAML files that differ only in keys changing the
-    inference (``inference_keys``, which the run of ``other`` then sets to its own values) or searched in every
-    trial of ``other``. Not with K-shot, whose results only the setting a training chooses gets."""
-    from recbole_tmcdr.benchmark.search_space import SEARCH_SPACE_KEY, merged_model_yaml
-    from recbole_tmcdr.registry import MODELS
-    same = ('scenario', 'seed', 'base_config', 'overrides', 'run_kwargs', 'imports')
-    if (primary['kshot'] or other['kshot'] or not primary.get('share_training', True)
-            or not other.get('share_training', True) or any(primary[key] != other[key] for key in same)):
-        return False
-    try:
-        classes = MODELS.get(primary['model']), MODELS.get(other['model'])
-    except Exception:  # noqa: BLE001 - an unknown model fails in its own run, with the registry's message
-        return False
-    if not (classes[0] is classes[1] or getattr(classes[1], 'shares_training_with', None) is classes[0]
-            or getattr(classes[0], 'shares_training_with', None) is classes[1]):
-        return False
-    yamls = merged_model_yaml(primary['model']), merged_model_yaml(other['model'])
-    differing = {key for key in set(yamls[0]) | set(yamls[1]) if yamls[0].get(key) != yamls[1].get(key)}
-    searched = set.intersection(*(set(params) for params in other['trials']))
-    return differing - {SEARCH_SPACE_KEY} <= inference_keys(primary['model']) | searched
-
-
-def training_batches(tasks):
-    """The runs of a unit of work as batches that train together (:func:`trains_alike` the batch's first run),
-    in the order of their first run."""
-    batches = []
-    for task in tasks:
-        batch = next((batch for batch in batches if trains_alike(batch[0], task)), None)
-        if batch is None:
-            batches.append([task])
-        else:
-            batch.append(task)
-    return batches
 
 
 def _trial_entry(task, index, result, error, seconds, members):

@@ -21,5 +21,5 @@ class TMCDRAdapted(TMCDR):
 
     yaml_bases = ('TMCDR',)  # every key of TMCDR.yaml applies; TMCDRAdapted.yaml changes the scoring
     # trains exactly what TMCDR trains (meta_scoring is one of its inference_keys): the benchmark trains a
-    # TMCDRAdapted_X run together with the TMCDR_X run of the same scenario and seed (worker.training_batches)
+    # TMCDRAdapted_X run together with the TMCDR_X run of the same scenario and seed (benchmark.training_units)
     shares_training_with = TMCDR
