@@ -5,6 +5,8 @@
         # (one run at a time, in turn, each pre-training anew): wall time of each, and whether the records are equal
     python speed/shared_training.py project runs/paper_protocol/results.jsonl
         # the spec's run time from its records, and with SSCDR's hops and the TMCDR pairs trained once
+    python speed/shared_training.py compare A/results.jsonl B/results.jsonl
+        # the runs both hold: equal records (trials, choice, cold test), whatever trained together, and run times
 
 The projection prices a unit trained once at the longest of its trials' separate times, x1.08 for SSCDR (each
 neighbourhood is validated on its own; measured on ml_genre) and x1.0 for a TMCDR pair (each scoring is validated
@@ -46,11 +48,28 @@ def run(scenario, models, out, seed=0):
         runner.run_benchmark(spec.validate(), run_fn=run_fn, report=False, progress=False)
         walls[mode] = time.perf_counter() - start
     shared, separate = records(f'{out}/shared/results.jsonl'), records(f'{out}/separate/results.jsonl')
-    strip = lambda trial: {k: v for k, v in trial.items() if k not in TIMED}  # noqa: E731
-    equal = all([strip(t) for t in shared[key]['trials']] == [strip(t) for t in separate[key]['trials']]
-                and shared[key]['cold_test'] == separate[key]['cold_test'] for key in shared)
+    equal = all(same_record(shared[key], separate[key]) for key in shared)
     print(f"{scenario} {'+'.join(models)} seed {seed}: separate {walls['separate']:.1f} s, trained together "
           f"{walls['shared']:.1f} s ({walls['shared'] / walls['separate']:.2f}x); records equal: {equal}")
+
+
+def same_record(a, b):
+    """Whether two records of a run hold the same trials, choice and cold test results (times and how they
+    trained aside)."""
+    strip = lambda trial: {k: v for k, v in trial.items() if k not in TIMED}  # noqa: E731
+    return ([strip(t) for t in a['trials']] == [strip(t) for t in b['trials']]
+            and all(a[key] == b[key] for key in ('chosen', 'chosen_trial', 'cold_valid', 'cold_test')))
+
+
+def compare(path_a, path_b):
+    a, b = records(path_a), records(path_b)
+    common = sorted(set(a) & set(b))
+    differing = [key for key in common if not same_record(a[key], b[key])]
+    seconds = [sum(r[key]['timings']['total'] for key in common) for r in (a, b)]
+    print(f'{len(common)} runs in both: {len(common) - len(differing)} equal records; run time {seconds[0] / 3600:.2f} h '
+          f'vs {seconds[1] / 3600:.2f} h ({seconds[0] / max(seconds[1], 1e-9):.2f}x)')
+    for key in differing:
+        print('  differ:', '/'.join(map(str, key)))
 
 
 def _trial_key(params):
@@ -90,11 +109,15 @@ def main():
     run_parser.add_argument('--seed', type=int, default=0)
     project_parser = commands.add_parser('project')
     project_parser.add_argument('results')
+    compare_parser = commands.add_parser('compare')
+    compare_parser.add_argument('results', nargs=2)
     args = parser.parse_args()
     if args.command == 'run':
         run(args.scenario, args.models.split(','), args.out, args.seed)
-    else:
+    elif args.command == 'project':
         project(args.results)
+    else:
+        compare(*args.results)
 
 
 if __name__ == '__main__':
