@@ -28,12 +28,9 @@ TIMED = ('seconds', 'trained_with', 'phases')  # what differs between a shared a
 
 
 def records(path):
-    """The latest record of each (scenario, model, seed) of a results.jsonl."""
-    latest = {}
-    for line in open(path, encoding='utf-8'):
-        record = json.loads(line)
-        latest[(record['scenario'], record['model'], record['seed'])] = record
-    return latest
+    """The latest record of each (scenario, model, seed) of a results.jsonl, by that key."""
+    from recbole_tmcdr.benchmark.results import latest_records, load_records, run_key
+    return {run_key(record): record for record in latest_records(load_records(path))}
 
 
 def run(scenario, models, out, seed=0):

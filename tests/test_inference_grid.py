@@ -174,7 +174,9 @@ def test_benchmark_records_the_same_trials_with_and_without_shared_training(tiny
     assert (shared['chosen'], shared['cold_test']) == (separate['chosen'], separate['cold_test'])
 
 
-def test_a_trial_of_its_own_never_runs_a_grid_given_elsewhere(tmp_path, monkeypatch):
+def run_sscdr_without_training(tmp_path, monkeypatch, trials, **task_fields):
+    """The benchmark's record of an SSCDR run of ``trials`` whose trainings are faked, and the config_dict of
+    each training."""
     calls = []
 
     def fake_run_recbole_cdr(model, config_dict=None, saved=True, **kwargs):
@@ -183,10 +185,15 @@ def test_a_trial_of_its_own_never_runs_a_grid_given_elsewhere(tmp_path, monkeypa
                 'test_result': {'ndcg@10': 0.1}}
 
     monkeypatch.setattr('recbole_tmcdr.quick_start.run_recbole_cdr', fake_run_recbole_cdr)
-    task = {'run_id': 'r', 'model': 'SSCDR', 'seed': 0, 'trials': [{'sscdr_hops': 1, 'learning_rate': 0.01}],
-            'base_config': {'inference_grid': {'sscdr_hops': [1, 2]}}, 'run_kwargs': {}, 'run_dir': str(tmp_path),
-            'config_hash': 'h', 'defaults': {}, 'valid_metric': 'ndcg@10', 'scenario': 's', 'scenario_source': 's',
-            'search_space': {}, 'lr_search': True, 'overrides': {}, 'code_version': 'x'}
-    record = worker.run_one(task)
+    task = {'run_id': 'r', 'model': 'SSCDR', 'seed': 0, 'trials': trials, 'base_config': {}, 'run_kwargs': {},
+            'run_dir': str(tmp_path), 'config_hash': 'h', 'defaults': {}, 'valid_metric': 'ndcg@10', 'scenario': 's',
+            'scenario_source': 's', 'search_space': {}, 'lr_search': True, 'overrides': {}, 'code_version': 'x',
+            **task_fields}
+    return worker.run_one(task), calls
+
+
+def test_a_trial_of_its_own_never_runs_a_grid_given_elsewhere(tmp_path, monkeypatch):
+    record, calls = run_sscdr_without_training(tmp_path, monkeypatch, [{'sscdr_hops': 1, 'learning_rate': 0.01}],
+                                               base_config={'inference_grid': {'sscdr_hops': [1, 2]}})
     assert calls[0]['inference_grid'] is None and calls[0]['sscdr_hops'] == 1
     assert record['chosen'] == {'sscdr_hops': 1, 'learning_rate': 0.01}

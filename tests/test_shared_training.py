@@ -1,16 +1,15 @@
 """TMCDR's scoring (meta_scoring) is an inference key: one training validates theta and theta', each as its own
 run would, and the benchmark trains a TMCDRAdapted_X run together with the TMCDR_X run of its scenario and seed."""
 
-import json
-
 import pytest
 
+from recbole_tmcdr.benchmark import results as results_io
 from recbole_tmcdr.benchmark import runner, training_units, worker
 from recbole_tmcdr.benchmark.spec import BenchmarkSpec
 from recbole_tmcdr.quick_start import run_recbole_cdr
 
 from conftest import fast_config
-from test_inference_grid import assert_settings_as_own_runs
+from test_inference_grid import assert_settings_as_own_runs, run_sscdr_without_training
 from test_tmcdr import META
 
 # the two scorings stop at different epochs on the tiny data (checked below), so the grid is not trivially one run
@@ -84,7 +83,7 @@ def spec_of(tiny_scenario, tmp_path, models, name, overrides=None, **fields):
 
 
 def records(out):
-    return {r['model']: r for r in map(json.loads, open(out / 'results.jsonl'))}
+    return {r['model']: r for r in results_io.load_records(out / 'results.jsonl')}
 
 
 def timeless(entry):
@@ -139,20 +138,9 @@ def test_only_runs_that_train_alike_train_together(tiny_scenario, tmp_path):
 
 
 def test_a_run_storing_its_trained_models_trains_each_trial_on_its_own(tmp_path, monkeypatch):
-    calls = []
-
-    def fake_run_recbole_cdr(model, config_dict=None, saved=True, **kwargs):
-        calls.append(config_dict['inference_grid'])
-        return {'best_valid_score': 0.1, 'valid_score_bigger': True, 'best_valid_result': {'ndcg@10': 0.1},
-                'test_result': {'ndcg@10': 0.1}}
-
-    monkeypatch.setattr('recbole_tmcdr.quick_start.run_recbole_cdr', fake_run_recbole_cdr)
-    task = {'run_id': 'r', 'model': 'SSCDR', 'seed': 0, 'trials': [{'sscdr_hops': 1}, {'sscdr_hops': 2}],
-            'base_config': {}, 'run_kwargs': {}, 'run_dir': str(tmp_path), 'config_hash': 'h', 'defaults': {},
-            'valid_metric': 'ndcg@10', 'scenario': 's', 'scenario_source': 's', 'search_space': {},
-            'lr_search': True, 'overrides': {}, 'code_version': 'x', 'share_training': False}
-    worker.run_one(task)
-    assert calls == [None, None]
+    _, calls = run_sscdr_without_training(tmp_path, monkeypatch, [{'sscdr_hops': 1}, {'sscdr_hops': 2}],
+                                          share_training=False)
+    assert [config_dict['inference_grid'] for config_dict in calls] == [None, None]
 
 
 def test_trials_shared_across_runs_only_where_they_match():

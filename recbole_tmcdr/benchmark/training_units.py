@@ -4,13 +4,19 @@ runs of a unit of work that train alike share their trainings (:func:`training_b
 TMCDR_X). Each trial still gets the result of its own run (:mod:`recbole_tmcdr.trainer.inference_grid`)."""
 
 
-def inference_keys(model):
-    """The keys of ``model`` that change only its inference (``inference_keys`` of its class; none if unknown)."""
+def model_class(model):
+    """The registered class of ``model``, or None if unknown (it then fails in its own run, with the registry's
+    message)."""
     from recbole_tmcdr.registry import MODELS
     try:
-        return set(getattr(MODELS.get(model), 'inference_keys', None) or {})
-    except Exception:  # noqa: BLE001 - an unknown model fails in its own run, with the registry's message
-        return set()
+        return MODELS.get(model)
+    except Exception:  # noqa: BLE001 - the registry's error belongs to the run
+        return None
+
+
+def inference_keys(model):
+    """The keys of ``model`` that change only its inference (``inference_keys`` of its class; none if unknown)."""
+    return set(getattr(model_class(model), 'inference_keys', None) or {})
 
 
 def settings_key(settings):
@@ -46,17 +52,14 @@ def trains_alike(primary, other):
     inference (``inference_keys``, which the run of ``other`` then sets to its own values) or searched in every
     trial of ``other``. Not with K-shot, whose results only the setting a training chooses gets."""
     from recbole_tmcdr.benchmark.search_space import SEARCH_SPACE_KEY, merged_model_yaml
-    from recbole_tmcdr.registry import MODELS
     same = ('scenario', 'seed', 'base_config', 'overrides', 'run_kwargs', 'imports')
     if (primary['kshot'] or other['kshot'] or not primary.get('share_training', True)
             or not other.get('share_training', True) or any(primary[key] != other[key] for key in same)):
         return False
-    try:
-        classes = MODELS.get(primary['model']), MODELS.get(other['model'])
-    except Exception:  # noqa: BLE001 - an unknown model fails in its own run, with the registry's message
-        return False
-    if not (classes[0] is classes[1] or getattr(classes[1], 'shares_training_with', None) is classes[0]
-            or getattr(classes[0], 'shares_training_with', None) is classes[1]):
+    first, second = model_class(primary['model']), model_class(other['model'])
+    related = (first is second or getattr(second, 'shares_training_with', None) is first
+               or getattr(first, 'shares_training_with', None) is second)
+    if first is None or second is None or not related:
         return False
     yamls = merged_model_yaml(primary['model']), merged_model_yaml(other['model'])
     differing = {key for key in set(yamls[0]) | set(yamls[1]) if yamls[0].get(key) != yamls[1].get(key)}

@@ -154,9 +154,9 @@ def run_together(tasks, progress=None):
     entries = {task['run_id']: {} for task in tasks}  # run -> trial index -> (entry, result)
     for task in tasks:
         _emit(progress, {'event': 'start', 'run_id': task['run_id'], 'n_trials': len(task['trials'])})
-    params = [m[2] for m in members]
-    units = (trial_groups(primary['model'], params) if primary.get('share_training', True)
-             else [([position], p, None) for position, p in enumerate(params)])
+    trial_params = [m[2] for m in members]
+    units = (trial_groups(primary['model'], trial_params) if primary.get('share_training', True)
+             else [([position], p, None) for position, p in enumerate(trial_params)])
     with isolated_run_environment(primary['run_dir'], primary.get('threads')):
         host = host_info()
         for positions, params, grid in units:
