@@ -41,6 +41,7 @@ from recbole.utils import InputType, ModelType
 
 from recbole_tmcdr.model.base_models import BASE_MODELS
 from recbole_tmcdr.model.cold_start_recommender import ColdStartRecommender
+from recbole_tmcdr.model.graph_propagation import FASTER_MODELS
 from recbole_tmcdr.phases import Phase
 from recbole_tmcdr.registry import MODELS, RegistryError
 
@@ -140,7 +141,7 @@ class RecBoleGeneralAdapter(ColdStartRecommender):
         if name not in SUPPORTED:
             raise RegistryError(unsupported_message(name))
         target_train = dataset.target_domain_dataset
-        model_class = recbole_model_class(name)
+        model_class = FASTER_MODELS.get(name) or recbole_model_class(name)
         self.recbole_name = name
         self.recbole_model = model_class(recbole_config_view(config, name, target_train), target_train)
         if self.recbole_model.n_items != self.target_num_items:
