@@ -38,6 +38,7 @@ FIGURES = {
     '8': 'bench_joint',
     '8b': 'bench_joint:run_amazon',
     '9': 'bench_scale',
+    '10': 'bench_propagation',
 }
 
 
