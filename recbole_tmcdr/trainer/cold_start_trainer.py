@@ -32,6 +32,7 @@ from recbole_tmcdr import progress
 from recbole_tmcdr.phases import PRETRAIN_PHASES, Phase
 from recbole_tmcdr.registry import register_trainer
 from recbole_tmcdr.trainer.inference_grid import InferenceGridMixin
+from recbole_tmcdr.trainer.denormals import sweep_denormals
 from recbole_tmcdr.trainer.row_sparse_adam import RowSparseAdam
 
 # Every config key that shapes a pre-trained base model: the pre-training cache key hashes them, together with
@@ -127,6 +128,11 @@ class ColdStartTrainer(InferenceGridMixin, CrossDomainTrainer):
             self.logger.info(set_color('Saving current', 'blue') + f': {saved_model_file}')
 
     def _build_optimizer(self, **kwargs):
+        """RecBole's optimizer (Adam: fused, or row-sparse), whose denormal moments are zeroed every few steps
+        (:mod:`~recbole_tmcdr.trainer.denormals`)."""
+        return sweep_denormals(self._build_adam(**kwargs))
+
+    def _build_adam(self, **kwargs):
         if kwargs.get('learner', self.learner).lower() != 'adam':
             return super()._build_optimizer(**kwargs)
         params = kwargs.pop('params', self.model.parameters())
