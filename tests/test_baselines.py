@@ -1,6 +1,8 @@
 """The paper's baselines (merged-domain CF, CMF, CST, SSCDR), PTUPCDR and RecBole's general models under the
 cold-start protocol: end-to-end runs, and the one property that defines each model."""
 
+import copy
+
 import pytest
 import torch
 
@@ -329,3 +331,6 @@ def test_lightgcn_propagation_trains_exactly_as_recboles(pipeline, monkeypatch):
     with torch.no_grad():
         for ours, theirs in zip(fast.model.recbole_model.forward(), recbole_run.model.recbole_model.forward()):
             assert torch.allclose(ours, theirs, rtol=0, atol=1e-6)
+        copied = copy.deepcopy(fast.model)  # builds its own CSR matrices
+        for ours, theirs in zip(copied.recbole_model.forward(), fast.model.recbole_model.forward()):
+            assert torch.equal(ours, theirs)

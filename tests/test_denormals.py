@@ -3,7 +3,7 @@ rows that stopped receiving gradient stay denormal and slow every later step; ze
 
 import torch
 
-from recbole_tmcdr.trainer.denormals import SWEEP_STEPS, sweep_denormals
+from recbole_tmcdr.trainer.denormals import SWEEP_STEPS, sweep_denormals, zero_denormal_state
 
 from conftest import fast_config
 
@@ -44,3 +44,12 @@ def test_every_trainer_optimizer_sweeps(pipeline):
         table.grad = torch.zeros_like(table)
         optimizer.step()
     assert not optimizer.state[table]['exp_avg'].any()
+
+
+def test_half_precision_state_is_left_alone():
+    moments = torch.full((4,), 1e-5, dtype=torch.float16)  # below float16's smallest normal number, yet ordinary
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(4))], lr=0.1)
+    optimizer.state[optimizer.param_groups[0]['params'][0]] = {'momentum_buffer': moments}
+    sweep_denormals(optimizer, every=1)
+    zero_denormal_state(optimizer)
+    assert moments.eq(torch.tensor(1e-5, dtype=torch.float16)).all()

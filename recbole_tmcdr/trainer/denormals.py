@@ -4,8 +4,9 @@ Adam's moments of an embedding row that stops receiving gradient decay (x0.9 and
 float32's smallest normal number, and stay there: 0.9 x the smallest denormal rounds back to it. On x86 an
 arithmetic operation on a denormal is ~10x slower, so every later step of dense Adam, which updates every row,
 slows down as such rows accumulate: on Amazon sport -> cloth, 27% of CML_merged's user-table first moment after 8
-epochs, each epoch ~2x longer than the first (speed/README.md, figure 8e). Such a moment moves its parameter by
-~1e-30 of a step, which float32 cannot represent, so zeroing it changes no parameter (tests/test_denormals.py).
+epochs, each epoch ~2x longer than the first (speed/README.md). Such a moment moves its parameter by ~1e-30 of a
+step, below float32's resolution for any parameter larger than ~1e-22 in magnitude, so zeroing it changes no
+parameter in practice (tests/test_denormals.py).
 Zeroing the optimizer's state, rather than setting the CPU's flush-to-zero mode (``torch.set_flush_denormal``),
 leaves the floating-point behaviour of every other computation, and of torch's worker threads, as it was.
 """
@@ -13,13 +14,14 @@ leaves the floating-point behaviour of every other computation, and of torch's w
 import torch
 
 SWEEP_STEPS = 64  # steps between sweeps: a row's first moment stays denormal for at most this many steps
+SWEPT_DTYPES = (torch.float32, torch.float64)  # float16's smallest normal number (6e-5) is an ordinary moment
 
 
 def zero_denormal_state(optimizer):
     """Set every denormal entry of the optimizer's state tensors to zero."""
     for state in optimizer.state.values():
         for value in state.values():
-            if torch.is_tensor(value) and value.is_floating_point() and value.dim() and not value.is_sparse:
+            if torch.is_tensor(value) and value.dtype in SWEPT_DTYPES and value.dim() and not value.is_sparse:
                 value.masked_fill_(value.abs() < torch.finfo(value.dtype).tiny, 0)
 
 
