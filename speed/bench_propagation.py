@@ -9,6 +9,8 @@ scenario, the largest target graph); the quick run on its tiny scenario. A measu
 is the whole run.
 """
 
+import itertools
+
 import torch
 
 from speed.bench_joint import AMAZON, AMAZON_SETTINGS
@@ -36,26 +38,22 @@ def lightgcn_pipelines(ctx):
 def run(ctx):
     from recbole_tmcdr.phases import Phase
     ours, theirs = lightgcn_pipelines(ctx)
-    batches = []
     for pipeline in (ours, theirs):
         pipeline.enter_phase(Phase.TARGET)
     loader = ours.trainer.training_loader(ours.train_data, Phase.TARGET)
-    for batch in loader:
-        batches.append(batch)
-        if len(batches) == (4 if ctx.quick else STEPS):
-            break
-    position = {'ours': 0, 'recbole': 0}
+    batches = list(itertools.islice(loader, 4 if ctx.quick else STEPS))
 
-    def step(name, pipeline):
+    def step(pipeline):
+        """One training step per call, on the batches in turn (both sides see the same sequence)."""
+        turns = itertools.cycle(batches)
+
         def one():
-            batch = batches[position[name] % len(batches)]
-            position[name] += 1
             pipeline.trainer.optimizer.zero_grad()
-            pipeline.model.calculate_loss(batch).backward()
+            pipeline.model.calculate_loss(next(turns)).backward()
             pipeline.trainer.optimizer.step()
         return one
 
-    times = interleaved({'ours': step('ours', ours), 'recbole': step('recbole', theirs)}, len(batches) - 1)
+    times = interleaved({'ours': step(ours), 'recbole': step(theirs)}, len(batches) - 1)
     gap = max((a - b).abs().max().item() for a, b in zip(ours.model.parameters(), theirs.model.parameters()))
     ratio = min(times['ours']) / min(times['recbole'])
     matrix = ours.model.recbole_model.norm_adj_matrix

@@ -305,13 +305,12 @@ def test_recbole_model_rejects_source_phases(pipeline):
 
 
 def test_lightgcn_propagation_trains_exactly_as_recboles(pipeline, monkeypatch):
-    """PropagatedLightGCN (CSR matrix and transpose, layers summed in place) is RecBole's LightGCN computed faster:
-    same state dict, same propagated embeddings and the same parameters after Adam steps on the same batches."""
+    """PropagatedLightGCN (CSR matrix and transpose, layers summed without a stack) is RecBole's LightGCN computed
+    faster: same state dict, same propagated embeddings and the same parameters after Adam steps on the same batches."""
     import recbole_tmcdr.model.graph_propagation as graph_propagation
     from recbole.model.general_recommender import LightGCN
     fast = pipeline('LightGCN', train_epochs=["TARGET:2"])
-    monkeypatch.setattr(graph_propagation, 'FASTER_MODELS', {})
-    monkeypatch.setattr(recbole_tmcdr.model.recbole_general, 'FASTER_MODELS', {})
+    monkeypatch.setattr(recbole_tmcdr.model.recbole_general, 'FASTER_MODELS', {})  # the table the adapter reads
     recbole_run = pipeline('LightGCN', train_epochs=["TARGET:2"])
     assert type(fast.model.recbole_model) is graph_propagation.PropagatedLightGCN
     assert type(recbole_run.model.recbole_model) is LightGCN

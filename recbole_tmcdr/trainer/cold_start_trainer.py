@@ -31,8 +31,8 @@ from recbole_tmcdr.model.cold_start_recommender import WARM_USER_FIELD
 from recbole_tmcdr import progress
 from recbole_tmcdr.phases import PRETRAIN_PHASES, Phase
 from recbole_tmcdr.registry import register_trainer
-from recbole_tmcdr.trainer.inference_grid import InferenceGridMixin
 from recbole_tmcdr.trainer.denormals import sweep_denormals
+from recbole_tmcdr.trainer.inference_grid import InferenceGridMixin
 from recbole_tmcdr.trainer.row_sparse_adam import RowSparseAdam
 
 # Every config key that shapes a pre-trained base model: the pre-training cache key hashes them, together with
@@ -130,9 +130,9 @@ class ColdStartTrainer(InferenceGridMixin, CrossDomainTrainer):
     def _build_optimizer(self, **kwargs):
         """RecBole's optimizer (Adam: fused, or row-sparse), whose denormal moments are zeroed every few steps
         (:mod:`~recbole_tmcdr.trainer.denormals`)."""
-        return sweep_denormals(self._build_adam(**kwargs))
+        return sweep_denormals(self._build_unswept_optimizer(**kwargs))
 
-    def _build_adam(self, **kwargs):
+    def _build_unswept_optimizer(self, **kwargs):
         if kwargs.get('learner', self.learner).lower() != 'adam':
             return super()._build_optimizer(**kwargs)
         params = kwargs.pop('params', self.model.parameters())
