@@ -304,6 +304,26 @@ def test_recbole_model_rejects_source_phases(pipeline):
         pipeline('LightGCN', train_epochs=["SOURCE:1", "TARGET:1"])
 
 
+def test_lightgcn_loss_propagates_the_batch_rows_only_as_the_whole_graph(pipeline):
+    """PropagatedLightGCN's loss (the last layer propagated to the batch's rows only) equals RecBole's LightGCN loss
+    on the same model (every layer propagated to the whole graph), and so do the gradients, at 0-3 layers."""
+    from recbole.model.general_recommender import LightGCN
+    run = pipeline('LightGCN', train_epochs=["TARGET:2"])
+    model = run.model.recbole_model
+    batch = run.model.recbole_batch(batch_of(run, Phase.TARGET))
+    for n_layers in range(4):
+        model.n_layers = n_layers
+        losses, grads = [], []
+        for loss_of in (type(model).calculate_loss, LightGCN.calculate_loss):
+            model.zero_grad()
+            losses.append(loss_of(model, batch))
+            losses[-1].backward()
+            grads.append([parameter.grad.clone() for parameter in model.parameters()])
+        assert torch.allclose(*losses, rtol=1e-6, atol=0), n_layers
+        for ours, theirs in zip(*grads):
+            assert torch.allclose(ours, theirs, rtol=0, atol=1e-6 * theirs.abs().max().item()), n_layers  # rounding
+
+
 def test_lightgcn_propagation_trains_exactly_as_recboles(pipeline, monkeypatch):
     """PropagatedLightGCN (CSR matrix and transpose, layers summed without a stack) is RecBole's LightGCN computed
     faster: same state dict, same propagated embeddings and the same parameters after Adam steps on the same batches."""

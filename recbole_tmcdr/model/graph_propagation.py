@@ -8,7 +8,9 @@ adjacency matrix with the embeddings, forward and backward. RecBole keeps that m
 on CPU is ~3x slower than CSR's, and whose backward first transposes it; it then stacks the layers to average
 them, copying every layer once more. :class:`PropagatedLightGCN` is the same model (same parameters, loss, scores
 and state dict) whose products use the matrix and its transpose in CSR, made once per device, and which sums the
-layers as they are made. The products differ from COO's by float32 rounding (summation order).
+layers as they are made. Its training loss propagates the last layer to the batch's users and items only (the
+loss reads no other row of it), a product with the batch's rows of the matrix instead of the whole matrix. The
+products differ from COO's by float32 rounding (summation order).
 """
 
 import warnings
@@ -30,6 +32,35 @@ class SparseMatmul(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         return None, ctx.transposed @ grad.contiguous()
+
+
+class RowsMatmul(torch.autograd.Function):
+    """``matrix[rows] @ dense`` for the rows of a fixed CSR matrix, given as ``(crow, col, values, rows, n)``
+    (one non-tensor argument, as in :class:`SparseMatmul`). Forward: the CSR product with the row block; backward:
+    its transpose as a scatter-add of the block's few non-zeros into the ``n`` rows of ``dense``'s gradient."""
+
+    @staticmethod
+    def forward(ctx, block, dense):
+        crow, col, values, rows, n = block
+        ctx.block = block
+        return torch.sparse_csr_tensor(crow, col, values, (len(rows), n), check_invariants=False) @ dense
+
+    @staticmethod
+    def backward(ctx, grad):
+        crow, col, values, rows, n = ctx.block
+        row_of_entry = torch.repeat_interleave(torch.arange(len(rows), device=grad.device), crow.diff())
+        return None, grad.new_zeros(n, grad.shape[1]).index_add_(0, col, values.unsqueeze(1) * grad[row_of_entry])
+
+
+def csr_row_block(csr, rows):
+    """``(crow, col, values, rows, n)`` of the sorted ``rows`` of a CSR matrix, for :class:`RowsMatmul`."""
+    crow = csr.crow_indices()
+    starts, lengths = crow[rows], crow[rows + 1] - crow[rows]
+    block_crow = torch.cat([lengths.new_zeros(1), lengths.cumsum(0)])
+    # the positions of the rows' non-zeros: each row's start, then consecutive
+    entries = torch.arange(int(block_crow[-1]), device=crow.device) + torch.repeat_interleave(
+        starts - block_crow[:-1], lengths)
+    return block_crow, csr.col_indices()[entries], csr.values()[entries], rows, csr.shape[1]
 
 
 class CSRPair:
@@ -68,6 +99,35 @@ class PropagatedLightGCN(LightGCN):
             total = total + layer
         embeddings = total / (self.n_layers + 1)  # RecBole: the mean of the stacked layers
         return torch.split(embeddings, [self.n_users, self.n_items])
+
+    def propagated_rows(self, nodes):
+        """The rows ``nodes`` (sorted node ids: users, then ``n_users`` + item) of :meth:`forward`'s embeddings:
+        every layer but the last propagates the whole graph, the last only to ``nodes``."""
+        layer = self.get_ego_embeddings()
+        total = layer[nodes]
+        if self.n_layers:
+            matrix = self.csr.of(self.norm_adj_matrix)[0]
+            for _ in range(self.n_layers - 1):
+                layer = SparseMatmul.apply(self.csr.of(self.norm_adj_matrix), layer)
+                total = total + layer[nodes]
+            total = total + RowsMatmul.apply(csr_row_block(matrix, nodes), layer)
+        return total / (self.n_layers + 1)
+
+    def calculate_loss(self, interaction):
+        """RecBole's LightGCN loss (BPR on the propagated embeddings + ``reg_weight`` x L2 of the ego ones), with
+        the embeddings propagated only to the batch's users and items (:meth:`propagated_rows`)."""
+        self.restore_user_e, self.restore_item_e = None, None  # RecBole's cache of forward(), stale after the step
+        user, pos_item, neg_item = (interaction[field] for field in (self.USER_ID, self.ITEM_ID, self.NEG_ITEM_ID))
+        nodes, position = torch.unique(torch.cat([user, pos_item + self.n_users, neg_item + self.n_users]),
+                                       return_inverse=True)
+        u_embeddings, pos_embeddings, neg_embeddings = self.propagated_rows(nodes)[position].split(
+            [len(user), len(pos_item), len(neg_item)])
+        pos_scores = torch.mul(u_embeddings, pos_embeddings).sum(dim=1)
+        neg_scores = torch.mul(u_embeddings, neg_embeddings).sum(dim=1)
+        mf_loss = self.mf_loss(pos_scores, neg_scores)
+        reg_loss = self.reg_loss(self.user_embedding(user), self.item_embedding(pos_item),
+                                 self.item_embedding(neg_item), require_pow=self.require_pow)
+        return mf_loss + self.reg_weight * reg_loss
 
 
 # RecBole general models replaced by a faster implementation of the same model (recbole_general.py builds these).
