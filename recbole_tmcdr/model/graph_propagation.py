@@ -43,7 +43,8 @@ class RowsMatmul(torch.autograd.Function):
     def forward(ctx, block, dense):
         crow, col, values, rows, n = block
         ctx.block = block
-        return torch.sparse_csr_tensor(crow, col, values, (len(rows), n), check_invariants=False) @ dense
+        return torch.sparse_csr_tensor(crow, col, values, (len(rows), n), device=dense.device,
+                                       check_invariants=False) @ dense
 
     @staticmethod
     def backward(ctx, grad):
