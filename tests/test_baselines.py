@@ -308,9 +308,14 @@ def test_lightgcn_loss_propagates_the_batch_rows_only_as_the_whole_graph(pipelin
     """PropagatedLightGCN's loss (the last layer propagated to the batch's rows only) equals RecBole's LightGCN loss
     on the same model (every layer propagated to the whole graph), and so do the gradients, at 0-3 layers."""
     from recbole.model.general_recommender import LightGCN
+    from recbole_tmcdr.model.graph_propagation import PropagatedLightGCN
     run = pipeline('LightGCN', train_epochs=["TARGET:2"])
     model = run.model.recbole_model
+    assert type(model) is PropagatedLightGCN  # else the two losses below would be the same function
     batch = run.model.recbole_batch(batch_of(run, Phase.TARGET))
+    nodes = torch.cat([batch[model.USER_ID], batch[model.ITEM_ID] + model.n_users,
+                       batch[model.NEG_ITEM_ID] + model.n_users])
+    assert len(nodes.unique()) < len(nodes)  # repeated users and items: their gradients must add up
     for n_layers in range(4):
         model.n_layers = n_layers
         losses, grads = [], []
@@ -353,3 +358,8 @@ def test_lightgcn_propagation_trains_exactly_as_recboles(pipeline, monkeypatch):
         copied = copy.deepcopy(fast.model)  # builds its own CSR matrices
         for ours, theirs in zip(copied.recbole_model.forward(), fast.model.recbole_model.forward()):
             assert torch.equal(ours, theirs)
+        inner = fast.model.recbole_model  # a new graph tensor (not only a new device) builds its CSR pair anew
+        before = inner.forward()
+        inner.norm_adj_matrix = (inner.norm_adj_matrix * 2).coalesce()
+        for doubled, single in zip(inner.forward(), before):
+            assert not torch.allclose(doubled, single)

@@ -65,17 +65,19 @@ def csr_row_block(csr, rows):
 
 
 class CSRPair:
-    """The CSR form of a COO matrix and of its transpose, built on first use for the matrix's device. A copy of the
-    model starts without them (torch cannot deep-copy CSR tensors) and builds its own."""
+    """The CSR form of a COO matrix and of its transpose, built on first use of that matrix tensor (another tensor,
+    such as the buffer moved to another device or a new graph, builds them anew). A copy of the model starts
+    without them (torch cannot deep-copy CSR tensors) and builds its own."""
 
     def __init__(self):
-        self.pair = None
+        self.source, self.pair = None, None
 
     def of(self, coo):
-        if self.pair is None or self.pair[0].device != coo.device:
+        if self.source is not coo:
             with warnings.catch_warnings():  # torch warns that CSR is beta; the one product used here is tested
                 warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in beta')
                 self.pair = (coo.to_sparse_csr(), coo.t().coalesce().to_sparse_csr())
+            self.source = coo
         return self.pair
 
     def __deepcopy__(self, memo):
