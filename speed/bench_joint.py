@@ -10,7 +10,8 @@ takes ~10-20 min; each run converts the scenario into its fresh cache, a cost bo
 makes 8b on its tiny scenario.
 
 Figures 8b-8e compare each baseline that costs more than EMCDR_MF on Amazon (CMF, RecBole's LightGCN floor,
-BPR_merged, CML_merged: the others took under a third of EMCDR_MF's time in the d=64 table) with one EMCDR_MF run.
+BPR_merged, CML_merged: the others took under a third of EMCDR_MF's time in the d=64 table) with one EMCDR_MF run,
+made once per ``run_all.py`` call for whichever of them it runs (``--only 8c`` runs EMCDR_MF and LightGCN).
 """
 
 from speed.bench_end_to_end import run_model
@@ -25,13 +26,16 @@ AMAZON_SETTINGS = {'embedding_size': 64}
 
 
 def compare(ctx, labels, rounds, dataset=None, **settings):
-    """``labels``: figure key -> baseline model; one Figure per baseline against the same EMCDR_MF runs."""
+    """``labels``: figure key -> baseline model; one Figure per baseline against the same EMCDR_MF runs (made once
+    per scenario and round in a ``run_all.py`` call, so figures run apart share them)."""
     runs = {'EMCDR_MF': [], **{model: [] for model in labels.values()}}
     for round_idx in range(rounds):
         for model in runs:
             overrides = {'train_epochs': QUICK_PHASES[model]} if ctx.quick and model in QUICK_PHASES else {}
-            runs[model].append(run_model(ctx, model, ctx.workdir / f'joint_cache_{next(iter(labels))}_{model}_{round_idx}',
-                                         dataset=dataset, **settings, **overrides))
+            cache = ctx.workdir / f'joint_cache_{dataset}_{model}_{round_idx}'
+            key = ('joint', model, dataset, tuple(settings.items()), round_idx)
+            runs[model].append(ctx.once(key, lambda: run_model(ctx, model, cache, dataset=dataset, **settings,
+                                                               **overrides)))
     best = {model: min(r['total_s'] for r in model_runs) for model, model_runs in runs.items()}
     where = f' on {dataset} (d={settings["embedding_size"]})' if dataset else ''
     figures = []
@@ -50,6 +54,7 @@ def run(ctx):
     return compare(ctx, {'8': 'CMF'}, ctx.rounds(2))
 
 
-def run_amazon(ctx):
-    """Figures 8b-8e (their own entry in run_all.py: ``--only 8b``; an error there leaves figure 8 standing)."""
-    return compare(ctx, AMAZON_BASELINES, 1, **({} if ctx.quick else {'dataset': AMAZON, **AMAZON_SETTINGS}))
+def run_amazon(ctx, label):
+    """Figure ``label`` of 8b-8e (each its own entry in run_all.py: an error in one leaves the others standing)."""
+    return compare(ctx, {label: AMAZON_BASELINES[label]}, 1,
+                   **({} if ctx.quick else {'dataset': AMAZON, **AMAZON_SETTINGS}))

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from speed.common import RESULTS_FILE, Figure, Setup, machine_description, set_threads  # noqa: E402
 
-# figure number -> module, or module:function (default: run), run in this order
+# figure number -> module, or module:function[:argument] (default function: run), run in this order
 FIGURES = {
     '1': 'bench_meta_step',
     '2': 'bench_vectorisation',
@@ -36,7 +36,10 @@ FIGURES = {
     '6': 'bench_scaling',
     '7': 'bench_memory',
     '8': 'bench_joint',
-    '8b': 'bench_joint:run_amazon',
+    '8b': 'bench_joint:run_amazon:8b',
+    '8c': 'bench_joint:run_amazon:8c',
+    '8d': 'bench_joint:run_amazon:8d',
+    '8e': 'bench_joint:run_amazon:8e',
     '9': 'bench_scale',
     '10': 'bench_propagation',
 }
@@ -55,22 +58,23 @@ class Context:
     def rounds(self, full_rounds):
         return 2 if self.quick else full_rounds
 
-    def _get(self, key, build):
+    def once(self, key, build):
+        """``build()``, made once per key in this run."""
         if key not in self._cache:
             self._cache[key] = build()
         return self._cache[key]
 
     def tmcdr_pipeline(self, **overrides):
         key = ('TMCDR_MF', tuple(sorted(overrides.items())))
-        return self._get(key, lambda: self.setup.pipeline('TMCDR_MF', **overrides))
+        return self.once(key, lambda: self.setup.pipeline('TMCDR_MF', **overrides))
 
     def emcdr_pipeline(self, **overrides):
         key = ('EMCDR_MF', tuple(sorted(overrides.items())))
-        return self._get(key, lambda: self.setup.pipeline('EMCDR_MF', **overrides))
+        return self.once(key, lambda: self.setup.pipeline('EMCDR_MF', **overrides))
 
     def recbole_bpr(self, plugin_config):
         from speed.recbole_reference import RecBoleBPR
-        return self._get('RecBoleBPR', lambda: RecBoleBPR(plugin_config, self.workdir))
+        return self.once('RecBoleBPR', lambda: RecBoleBPR(plugin_config, self.workdir))
 
 
 def format_table(figures):
@@ -124,12 +128,13 @@ def main(argv=None):
     figures = []
     try:
         for number in (args.only or FIGURES):
-            module_name, _, function = FIGURES[number].partition(':')
+            module_name, _, target = FIGURES[number].partition(':')
+            function, *arguments = target.split(':')
             module = importlib.import_module(f'speed.{module_name}')
             t0 = time.perf_counter()
             print(f'[figure {number}] {FIGURES[number]} ...', flush=True)
             try:
-                rows = getattr(module, function or 'run')(ctx)
+                rows = getattr(module, function or 'run')(ctx, *arguments)
             except Exception as error:  # one broken figure must not hide the others
                 traceback.print_exc()
                 rows = [Figure(number, f'{FIGURES[number]}: ERROR {type(error).__name__}: {error}'[:200], None, '',

@@ -329,6 +329,24 @@ def test_lightgcn_loss_propagates_the_batch_rows_only_as_the_whole_graph(pipelin
             assert torch.allclose(ours, theirs, rtol=0, atol=1e-6 * theirs.abs().max().item()), n_layers  # rounding
 
 
+def test_lightgcn_block_product_and_its_transpose_are_exact():
+    """BlockMatmul (a block of rows of a CSR matrix, its columns renumbered) has the gradient of the dense product
+    in float64: on CPU through scipy's CSC product; the transposed CSR product it uses on other devices is checked
+    on CPU against the dense transpose."""
+    from recbole_tmcdr.model.graph_propagation import BlockMatmul, csr_row_block
+    generator = torch.Generator().manual_seed(0)
+    dense_matrix = torch.rand(9, 9, generator=generator, dtype=torch.float64)
+    dense_matrix[dense_matrix < 0.6] = 0
+    rows = torch.tensor([1, 4, 5, 8])
+    crow, col, values = csr_row_block(dense_matrix.to_sparse_csr(), rows)
+    assert torch.equal(torch.sparse_csr_tensor(crow, col, values, (4, 9)).to_dense(), dense_matrix[rows])
+    block = (crow, col, values, (4, 9))
+    assert torch.autograd.gradcheck(lambda dense: BlockMatmul.apply(block, dense),
+                                    torch.rand(9, 3, dtype=torch.float64, requires_grad=True))
+    grad = torch.rand(4, 3, generator=generator, dtype=torch.float64)
+    assert torch.allclose(torch.sparse_csr_tensor(crow, col, values, (4, 9)).t() @ grad, dense_matrix[rows].T @ grad)
+
+
 def test_lightgcn_propagation_trains_exactly_as_recboles(pipeline, monkeypatch):
     """PropagatedLightGCN (CSR matrix and transpose, layers summed without a stack) is RecBole's LightGCN computed
     faster: same state dict, same propagated embeddings and the same parameters after Adam steps on the same batches."""
