@@ -305,8 +305,9 @@ def test_recbole_model_rejects_source_phases(pipeline):
 
 
 def test_lightgcn_loss_propagates_the_batch_rows_only_as_the_whole_graph(pipeline):
-    """PropagatedLightGCN's loss (the last layer propagated to the batch's rows only) equals RecBole's LightGCN loss
-    on the same model (every layer propagated to the whole graph), and so do the gradients, at 0-3 layers."""
+    """PropagatedLightGCN's loss (each layer propagated only to the rows the later layers read: the last to the
+    batch's rows) equals RecBole's LightGCN loss on the same model (every layer propagated to the whole graph), and
+    so do the gradients, at 0-3 layers."""
     from recbole.model.general_recommender import LightGCN
     from recbole_tmcdr.model.graph_propagation import PropagatedLightGCN
     run = pipeline('LightGCN', train_epochs=["TARGET:2"])
