@@ -25,15 +25,15 @@ AMAZON = 'amazon_sport_cloth'
 AMAZON_SETTINGS = {'embedding_size': 64}
 
 
-def compare(ctx, labels, rounds, dataset=None, **settings):
+def compare(ctx, group, labels, rounds, dataset=None, **settings):
     """``labels``: figure key -> baseline model; one Figure per baseline against the same EMCDR_MF runs (made once
-    per scenario and round in a ``run_all.py`` call, so figures run apart share them)."""
+    per ``group`` of figures and round in a ``run_all.py`` call, so the group's figures run apart share them)."""
     runs = {'EMCDR_MF': [], **{model: [] for model in labels.values()}}
     for round_idx in range(rounds):
         for model in runs:
             overrides = {'train_epochs': QUICK_PHASES[model]} if ctx.quick and model in QUICK_PHASES else {}
-            cache = ctx.workdir / f'joint_cache_{dataset}_{model}_{round_idx}'
-            key = ('joint', model, dataset, tuple(settings.items()), round_idx)
+            cache = ctx.workdir / f'joint_cache_{group}_{model}_{round_idx}'
+            key = ('joint', group, model, round_idx)
             runs[model].append(ctx.once(key, lambda: run_model(ctx, model, cache, dataset=dataset, **settings,
                                                                **overrides)))
     best = {model: min(r['total_s'] for r in model_runs) for model, model_runs in runs.items()}
@@ -51,10 +51,10 @@ def compare(ctx, labels, rounds, dataset=None, **settings):
 
 
 def run(ctx):
-    return compare(ctx, {'8': 'CMF'}, ctx.rounds(2))
+    return compare(ctx, '8', {'8': 'CMF'}, ctx.rounds(2))
 
 
 def run_amazon(ctx, label):
     """Figure ``label`` of 8b-8e (each its own entry in run_all.py: an error in one leaves the others standing)."""
-    return compare(ctx, {label: AMAZON_BASELINES[label]}, 1,
+    return compare(ctx, 'amazon', {label: AMAZON_BASELINES[label]}, 1,
                    **({} if ctx.quick else {'dataset': AMAZON, **AMAZON_SETTINGS}))

@@ -92,10 +92,12 @@ def format_details(figures):
     return '\n'.join(lines) + '\n'
 
 
-def report(figures, machine, command, elapsed, setup_text):
+def report(figures, machine, command, elapsed, setup_text, only=None):
     machine_text = '; '.join(f'{k}: {v}' for k, v in machine.items())
-    return (f"\n## {machine['date']}: {'quick smoke run' if '--quick' in command else 'full run'}\n\n"
-            f'Command: `{command}` ({elapsed:.0f} s). Data: {setup_text}.\n\n'
+    title = 'quick smoke run' if '--quick' in command else f"figures {', '.join(only)}" if only else 'full run'
+    return (f"\n## {machine['date']}: {title}\n\n"
+            f'Command: `{command}` ({elapsed:.0f} s). Data: {setup_text}, unless a figure names another scenario '
+            f'(its details say which).\n\n'
             f'Machine: {machine_text}\n\n'
             f'{format_table(figures)}\n'
             f'<details><summary>measurements behind each figure</summary>\n\n{format_details(figures)}\n</details>\n')
@@ -148,7 +150,7 @@ def main(argv=None):
         if not args.keep_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.perf_counter() - start
-    text = report(figures, machine, command, elapsed, ctx.setup.describe())
+    text = report(figures, machine, command, elapsed, ctx.setup.describe(), args.only)
     print(text)
     if not args.no_append:
         results = Path(args.results)

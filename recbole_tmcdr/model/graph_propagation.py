@@ -41,8 +41,9 @@ class SparseMatmul(torch.autograd.Function):
 class BlockMatmul(torch.autograd.Function):
     """``block @ dense`` for a block of a fixed CSR matrix, given as ``(crow, col, values, shape)`` (one
     non-tensor argument, as in :class:`SparseMatmul`). The backward multiplies by the block's transpose: on CPU
-    scipy's CSC product over the same arrays (no copy; ~3x faster than torch's transposed product or a
-    scatter-add of the non-zeros, at one thread), elsewhere torch's."""
+    scipy's CSC product over the same arrays (its indices converted to int32; ~3x faster than torch's transposed
+    product or a scatter-add of the non-zeros at one thread; single-threaded whatever torch's setting), elsewhere
+    torch's."""
 
     @staticmethod
     def forward(ctx, block, dense):
