@@ -279,15 +279,8 @@ def machine_description(threads):
     import numpy
     import torch
     import recbole
-    cpu = platform.processor() or 'unknown'
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    cpu = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    from recbole_tmcdr.benchmark.worker import cpu_model
+    cpu = cpu_model()
     try:
         mem_gb = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2 ** 30
     except (ValueError, OSError):

@@ -211,6 +211,20 @@ def test_summary_gives_the_verdict_per_scenario_and_the_run_time(tmp_path):
     assert list(runs.columns[:4]) == ['scenario', 'model', 'seed', 'chosen'] and 'test_uauc' in runs.columns
 
 
+def test_report_header_names_the_cpus_and_warns_when_they_differ():
+    """Records made on two CPU models (whose float rounding differs) are flagged; older records without a CPU are
+    listed as before."""
+    def on(cpu, seed):
+        line = record('a', 'M1', seed, 0.7, 0.2, code_version='v')
+        line['host'] = dict(line['host'], **({'cpu': cpu} if cpu else {}))
+        return line
+    one_cpu = report_mod.header_notes(report_mod.aggregate([on('AMD EPYC', 0), on('AMD EPYC', 1), on(None, 2)]))
+    assert 'h (AMD EPYC, 2 CPUs, torch x)' in one_cpu and 'h (2 CPUs, torch x)' in one_cpu
+    assert 'CPU models' not in one_cpu
+    two_cpus = report_mod.header_notes(report_mod.aggregate([on('AMD EPYC', 0), on('Intel Xeon', 1)]))
+    assert 'made on 2 CPU models, whose float rounding differs' in two_cpus
+
+
 def test_report_files_render(tmp_path):
     kshot = {str(k): {'uauc': 0.8 + 0.01 * k, 'ndcg@10': 0.3, 'n_users': 10, 'n_excluded': 0} for k in (0, 1, 3)}
     lines = []
@@ -312,7 +326,7 @@ def test_selection_uses_validation_never_test(tmp_path, monkeypatch):
     assert all(cwd == task['run_dir'] and not saved and cfg['seed'] == 3 and cfg['embedding_size'] == 8
                and cfg['cache_dir'] == str(tmp_path / 'cache') for cwd, cfg, saved in calls)
     assert [e['event'] for e in events].count('trial_end') == 4 and line['timings']['total'] >= 0
-    assert set(line['host']) >= {'platform', 'cpu_count', 'torch'}
+    assert set(line['host']) >= {'platform', 'cpu', 'cpu_count', 'torch'} and line['host']['cpu']
 
 
 def test_a_config_file_value_is_recorded_and_not_searched(tmp_path):

@@ -131,8 +131,10 @@ def header_notes(agg):
     valid_metrics = sorted({str(r.get('valid_metric', '?')) for r in records})
     overrides = {repr(sorted((r.get('overrides') or {}).items())) for r in records}
     versions = sorted({str(r.get('code_version')) for r in records if r.get('code_version')})
-    hosts = sorted({f"{r['host'].get('hostname')} ({r['host'].get('cpu_count')} CPUs, torch {r['host'].get('torch')})"
-                    for r in records if isinstance(r.get('host'), dict)})
+    host_records = [r['host'] for r in records if isinstance(r.get('host'), dict)]
+    hosts = sorted({f"{h.get('hostname')} ({h['cpu'] + ', ' if h.get('cpu') else ''}{h.get('cpu_count')} CPUs, "
+                    f"torch {h.get('torch')})" for h in host_records})
+    cpus = sorted({h['cpu'] for h in host_records if h.get('cpu')})
     lr_search = sorted({bool(r.get('lr_search')) for r in records})
     lines = [f'{len(records)} runs; seeds {seeds}; hyperparameters '
              + ('searched' if lr_search == [True] else 'NOT searched (defaults)' if lr_search == [False]
@@ -142,6 +144,9 @@ def header_notes(agg):
         lines.append('**Warning**: the runs were made with different overrides; compare with care.')
     if versions:
         lines.append(f'Code: {", ".join(versions)}. Hosts: {", ".join(hosts)}.')
+    if len(cpus) > 1:
+        lines.append(f'**Note**: the runs were made on {len(cpus)} CPU models, whose float rounding differs: a run '
+                     'repeated on another CPU model can train differently (same code and config).')
     return '\n'.join(lines)
 
 

@@ -239,6 +239,19 @@ def _record(task, entries, host, total_seconds):
     return results_io.to_jsonable(record)
 
 
+def cpu_model():
+    """The CPU's model name (Linux: /proc/cpuinfo), else ``platform.processor()``, else 'unknown'. Recorded with
+    every run: float rounding differs between CPU models, so a rerun on another one can train differently."""
+    try:
+        with open('/proc/cpuinfo') as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or 'unknown'
+
+
 def host_info():
     import importlib.metadata as metadata
     import torch
@@ -248,7 +261,8 @@ def host_info():
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = None
-    return {'hostname': platform.node(), 'platform': platform.platform(), 'python': platform.python_version(),
+    return {'hostname': platform.node(), 'cpu': cpu_model(), 'platform': platform.platform(),
+            'python': platform.python_version(),
             'cpu_count': os.cpu_count(), 'torch': torch.__version__, 'torch_threads': torch.get_num_threads(),
             'pid': os.getpid(), **versions}
 
