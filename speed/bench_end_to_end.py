@@ -68,7 +68,8 @@ def phase_timer(phase_seconds):
 def timed_run(model, dataset, config_files, config):
     """``run_recbole_cdr`` with its log captured and its phases timed. Returns the result, the log messages and the
     seconds of: data (config, scenario, datasets, loaders, model), SOURCE / TARGET pre-training, OVERLAP (the
-    rest of training: the bridge or meta stage's; a joint or RecBole general model's whole training), validation (its per-epoch evaluations), test (the final evaluation)."""
+    rest of training: the bridge or meta stage's; a joint or RecBole general model's whole training), validation
+    (its per-epoch evaluations), test (the final evaluation)."""
     from recbole_tmcdr import run_recbole_cdr
     capture = LogCapture()
     root = logging.getLogger()

@@ -2,7 +2,7 @@
 
 RecBole's LightGCN multiplies its normalised adjacency matrix (COO) with the embeddings ``n_layers`` times per
 step, forward and backward; the plugin builds :class:`~recbole_tmcdr.model.graph_propagation.PropagatedLightGCN`
-(the matrix and its transpose in CSR, layers summed as they are made, the loss's layers computed only at the
+(the matrix in CSR, layers summed as they are made, the loss's layers computed only at the
 rows it reads through the later layers). Both sides are the plugin's adapter with the same
 weights, the same target training batches and Adam; one step = zero_grad, ``calculate_loss``, backward, step,
 alternated batch by batch, each side's time its minimum. Run on Amazon sport -> cloth at embedding 64 (figure 8c's

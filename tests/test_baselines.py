@@ -349,7 +349,7 @@ def test_lightgcn_block_product_and_its_transpose_are_exact():
 
 
 def test_lightgcn_propagation_trains_exactly_as_recboles(pipeline, monkeypatch):
-    """PropagatedLightGCN (CSR matrix and transpose, layers summed without a stack) is RecBole's LightGCN computed
+    """PropagatedLightGCN (CSR matrix, layers summed without a stack) is RecBole's LightGCN computed
     faster: same state dict, same propagated embeddings and the same parameters after Adam steps on the same batches."""
     import recbole_tmcdr.model.graph_propagation as graph_propagation
     from recbole.model.general_recommender import LightGCN
@@ -374,10 +374,10 @@ def test_lightgcn_propagation_trains_exactly_as_recboles(pipeline, monkeypatch):
     with torch.no_grad():
         for ours, theirs in zip(fast.model.recbole_model.forward(), recbole_run.model.recbole_model.forward()):
             assert torch.allclose(ours, theirs, rtol=0, atol=1e-6)
-        copied = copy.deepcopy(fast.model)  # builds its own CSR matrices
+        copied = copy.deepcopy(fast.model)  # builds its own CSR matrix
         for ours, theirs in zip(copied.recbole_model.forward(), fast.model.recbole_model.forward()):
             assert torch.equal(ours, theirs)
-        inner = fast.model.recbole_model  # a new graph tensor (not only a new device) builds its CSR pair anew
+        inner = fast.model.recbole_model  # a new graph tensor (not only a new device) builds its CSR form anew
         before = inner.forward()
         inner.norm_adj_matrix = (inner.norm_adj_matrix * 2).coalesce()
         for doubled, single in zip(inner.forward(), before):

@@ -7,8 +7,8 @@ Every training step of RecBole's LightGCN propagates the whole graph: ``n_layers
 adjacency matrix with the embeddings, forward and backward. RecBole keeps that matrix in COO form, whose product
 on CPU is ~3x slower than CSR's, and whose backward first transposes it; it then stacks the layers to average
 them, copying every layer once more. :class:`PropagatedLightGCN` is the same model (same parameters, loss, scores
-and state dict) whose products use the matrix and its transpose in CSR, made once per device, and which sums the
-layers as they are made. Its training loss computes each layer only at the rows the loss reads through the
+and state dict) whose products use the matrix in CSR, made once per matrix tensor, whose backward multiplies by
+its transpose without building it, and which sums the layers as they are made. Its training loss computes each layer only at the rows the loss reads through the
 later layers: the last at the batch's users and items, the one before at those and their neighbours, and so on;
 each a product with those rows of the matrix instead of the whole matrix (at 2 layers on Amazon sport -> cloth,
 a batch's neighbours hold a third of the non-zeros). The products differ from COO's by float32 rounding
@@ -23,24 +23,10 @@ from torch.autograd.function import once_differentiable
 from recbole.model.general_recommender import LightGCN
 
 
-class SparseMatmul(torch.autograd.Function):
-    """``matrix @ dense`` for a fixed sparse matrix, given as ``(matrix, its transpose)``, whose backward multiplies
-    by the transpose (no transpose per step). The pair is one non-tensor argument: sparse tensors passed to
-    ``apply`` themselves made autograd's backward ~7x slower (torch 2)."""
-
-    @staticmethod
-    def forward(ctx, matrices, dense):
-        ctx.transposed = matrices[1]
-        return matrices[0] @ dense
-
-    @staticmethod
-    def backward(ctx, grad):
-        return None, ctx.transposed @ grad.contiguous()
-
-
 class BlockMatmul(torch.autograd.Function):
-    """``block @ dense`` for a block of a fixed CSR matrix, given as ``(crow, col, values, shape)`` (one
-    non-tensor argument, as in :class:`SparseMatmul`). The backward multiplies by the block's transpose: on CPU
+    """``block @ dense`` for a block of rows of a fixed CSR matrix (or the whole matrix), given as ``(crow, col,
+    values, shape)``: one non-tensor argument, because sparse tensors passed to ``apply`` themselves made autograd's
+    backward ~7x slower (torch 2). The backward multiplies by the block's transpose without building it: on CPU
     scipy's CSC product over the same arrays (its indices converted to int32; ~3x faster than torch's transposed
     product or a scatter-add of the non-zeros at one thread; single-threaded whatever torch's setting), elsewhere
     torch's."""
@@ -73,24 +59,24 @@ def csr_row_block(csr, rows):
     return block_crow, csr.col_indices()[entries], csr.values()[entries]
 
 
-class CSRPair:
-    """The CSR form of a COO matrix and of its transpose, built on first use of that matrix tensor (another tensor,
-    such as the buffer moved to another device or a new graph, builds them anew). A copy of the model starts
-    without them (torch cannot deep-copy CSR tensors) and builds its own."""
+class CSRForm:
+    """The CSR form of a COO matrix, built on first use of that matrix tensor (another tensor, such as the buffer
+    moved to another device or a new graph, builds it anew). A copy of the model starts without it (torch cannot
+    deep-copy CSR tensors) and builds its own."""
 
     def __init__(self):
-        self.source, self.pair = None, None
+        self.source, self.csr = None, None
 
     def of(self, coo):
         if self.source is not coo:
             with warnings.catch_warnings():  # torch warns that CSR is beta; the one product used here is tested
                 warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in beta')
-                self.pair = (coo.to_sparse_csr(), coo.t().coalesce().to_sparse_csr())
+                self.csr = coo.to_sparse_csr()
             self.source = coo
-        return self.pair
+        return self.csr
 
     def __deepcopy__(self, memo):
-        return CSRPair()
+        return CSRForm()
 
 
 class PropagatedLightGCN(LightGCN):
@@ -101,13 +87,15 @@ class PropagatedLightGCN(LightGCN):
         coo = self.norm_adj_matrix.coalesce()
         del self.norm_adj_matrix  # RecBole's plain attribute, which model.to(device) would not move
         self.register_buffer('norm_adj_matrix', coo, persistent=False)
-        self.csr = CSRPair()
+        self.csr = CSRForm()
 
     def forward(self):
+        matrix = self.csr.of(self.norm_adj_matrix)
+        whole = (matrix.crow_indices(), matrix.col_indices(), matrix.values(), tuple(matrix.shape))
         layer = self.get_ego_embeddings()
         total = layer
         for _ in range(self.n_layers):
-            layer = SparseMatmul.apply(self.csr.of(self.norm_adj_matrix), layer)
+            layer = BlockMatmul.apply(whole, layer)
             total = total + layer
         embeddings = total / (self.n_layers + 1)  # RecBole: the mean of the stacked layers
         return torch.split(embeddings, [self.n_users, self.n_items])
@@ -117,7 +105,7 @@ class PropagatedLightGCN(LightGCN):
         Layer ``k`` is computed only at the rows the next layers read: the last at ``nodes``, each one before it
         at the rows of the one after and their neighbours (``n_layers - k`` hops from ``nodes``); its product
         is with those rows of the matrix, their columns renumbered into the previous layer's rows."""
-        matrix = self.csr.of(self.norm_adj_matrix)[0]
+        matrix = self.csr.of(self.norm_adj_matrix)
         # per layer, last first: [its rows, their CSR block (crow, col, values), where ``nodes`` are among the rows]
         blocks, rows, at = [], nodes, torch.arange(len(nodes), device=nodes.device)
         for k in range(self.n_layers):
