@@ -42,6 +42,7 @@ FIGURES = {
     '8e': 'bench_joint:run_amazon:8e',
     '9': 'bench_scale',
     '10': 'bench_propagation',
+    '11': 'bench_table_time',
 }
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FIGURE_KEYS = ('1a', '1b', '1c', '1d', '2', '3', '3b', '4', '5a', '5b', '6a', '6b', '6c', '6d', '7', '8', '8b', '8c', '8d', '8e', '9a', '9b', '10')
+FIGURE_KEYS = ('1a', '1b', '1c', '1d', '2', '3', '3b', '4', '5a', '5b', '6a', '6b', '6c', '6d', '7', '8', '8b', '8c', '8d', '8e', '9a', '9b', '10', '11')
 MEASURED_ONLY = ('3b', '5a', '6c', '6d', '10')  # figures without a target: their result column is '-'
 
 

@@ -39,21 +39,31 @@ def busy_seconds(starts, ends):
     return busy + (0.0 if current_end is None else current_end - current_start)
 
 
-def run_time_text(agg):
-    """Run time (the sum of every run's seconds) and wall time: while at least one run was running (a spec
-    finished over several sittings does not count the gaps), and from first start to last finish."""
-    frame = pd.DataFrame({'total': [(r.get('timings') or {}).get('total') for r in agg.records],
-                          'finished': pd.to_datetime([r.get('finished_at') for r in agg.records], utc=True,
+def run_time(records):
+    """Run time (the sum of every run's seconds) and wall time of records: ``busy_h`` while at least one run
+    was running (a spec finished over several sittings does not count the gaps), ``span_h`` from first start
+    to last finish. None if no record has its timings."""
+    frame = pd.DataFrame({'total': [(r.get('timings') or {}).get('total') for r in records],
+                          'finished': pd.to_datetime([r.get('finished_at') for r in records], utc=True,
                                                      errors='coerce')}).dropna()
     if frame.empty:
         return None
     frame['started'] = frame['finished'] - pd.to_timedelta(frame['total'], unit='s')
     epoch = lambda column: (column - frame['started'].min()).dt.total_seconds().to_numpy()  # noqa: E731
-    busy = busy_seconds(epoch(frame['started']), epoch(frame['finished']))
-    span = (frame['finished'].max() - frame['started'].min()).total_seconds()
-    return (f'Run time {frame["total"].sum() / 3600:.1f} h over {len(frame)} runs; wall time {busy / 3600:.1f} h '
-            f'while runs were running ({span / 3600:.1f} h from {frame["started"].min():%Y-%m-%d %H:%M} to '
-            f'{frame["finished"].max():%Y-%m-%d %H:%M} UTC, gaps between sittings included).')
+    return {'runs': len(frame), 'run_h': frame['total'].sum() / 3600,
+            'busy_h': busy_seconds(epoch(frame['started']), epoch(frame['finished'])) / 3600,
+            'span_h': (frame['finished'].max() - frame['started'].min()).total_seconds() / 3600,
+            'first_start': frame['started'].min(), 'last_finish': frame['finished'].max()}
+
+
+def run_time_text(agg):
+    """The report's line of :func:`run_time`."""
+    t = run_time(agg.records)
+    if t is None:
+        return None
+    return (f"Run time {t['run_h']:.1f} h over {t['runs']} runs; wall time {t['busy_h']:.1f} h while runs were "
+            f"running ({t['span_h']:.1f} h from {t['first_start']:%Y-%m-%d %H:%M} to "
+            f"{t['last_finish']:%Y-%m-%d %H:%M} UTC, gaps between sittings included).")
 
 
 def hyperparameter_section(agg):
