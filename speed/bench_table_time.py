@@ -14,7 +14,7 @@ from pathlib import Path
 
 from recbole_tmcdr.benchmark.results import latest_records, run_key
 from recbole_tmcdr.benchmark.run_sections import run_time
-from recbole_tmcdr.benchmark.spec import BenchmarkSpec
+from recbole_tmcdr.benchmark.spec import BenchmarkSpec, resolve_scenario
 from speed.common import Figure
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,7 +35,7 @@ def shown(path):
 
 def run(ctx, spec_path=SPEC, records_path=RECORDS):
     spec = BenchmarkSpec.from_file(spec_path)
-    expected = {(Path(s).stem if s.endswith(('.yaml', '.yml')) else s, m, int(seed))
+    expected = {(resolve_scenario(s).label, m, int(seed))
                 for s in spec.scenarios for m in spec.models for seed in spec.seeds}
     records = [r for r in read_records(records_path) if run_key(r) in expected]
     missing = sorted(expected - {run_key(r) for r in records})
