@@ -590,3 +590,22 @@ def test_a_config_file_without_settings_is_refused_when_planned(tmp_path):
                          config_files=[str(empty)]).validate()
     with pytest.raises(SpecError, match="empty.yaml' holds no `key: value` mapping"):
         runner.plan(spec, str(tmp_path / 'out'), 'c')
+
+
+def test_wall_time_counts_runs_trained_together_as_one_training():
+    """Runs trained together each carry their share of the training's seconds and finish together: the wall
+    time counts the whole training once (from ``started_at``, or for older records from the shares' sum)."""
+    from recbole_tmcdr.benchmark.run_sections import run_time
+
+    def record(model, partner, total, finished='2026-01-01T01:00:00+00:00', **extra):
+        trials = [{'params': {}, 'trained_with': [{'model': model, 'trial': 0}, {'model': partner, 'trial': 0}]}]
+        return {'scenario': 's', 'seed': 0, 'model': model, 'trials': trials, 'timings': {'total': total},
+                'finished_at': finished, **extra}
+
+    pair = [record('TMCDR_MF', 'TMCDRAdapted_MF', 600.0), record('TMCDRAdapted_MF', 'TMCDR_MF', 1200.0)]
+    alone = {'scenario': 's', 'seed': 1, 'model': 'EMCDR_MF', 'trials': [{'params': {}}],
+             'timings': {'total': 360.0}, 'finished_at': '2026-01-01T01:00:00+00:00'}
+    timing = run_time(pair + [alone])
+    assert timing['run_h'] == 0.6 and abs(timing['busy_h'] - 0.5) < 1e-9  # 1800 s of pair, the 360 s inside it
+    started = [dict(r, started_at='2026-01-01T00:00:00+00:00') for r in pair]
+    assert abs(run_time(started)['busy_h'] - 1.0) < 1e-9  # the recorded start wins over the estimate

@@ -41,3 +41,25 @@ def test_pretraining_ablation_quick_prints_every_variant(tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert [line[0] for line in proc.stdout.splitlines() if line[:2] in ('a ', 'b ', 'c ', 'd ', 'e ')] == list('abcde')
+
+
+def test_table_time_figure_fails_unless_one_complete_run(tmp_path):
+    """Figure 11 passes only on every run of the spec, each timed, from one code version."""
+    import gzip
+    import json
+    sys.path.insert(0, str(REPO))
+    from speed import bench_table_time
+    spec = tmp_path / 'spec.yaml'
+    spec.write_text('scenarios: [ml_genre]\nmodels: [EMCDR_MF]\nseeds: [0, 1]\n')
+
+    def figure(versions):
+        records = tmp_path / 'results.jsonl.gz'
+        with gzip.open(records, 'wt') as f:
+            for seed, version in enumerate(versions):
+                f.write(json.dumps({'scenario': 'ml_genre', 'model': 'EMCDR_MF', 'seed': seed, 'code_version': version,
+                                    'timings': {'total': 60.0}, 'finished_at': '2026-01-01T01:00:00+00:00'}) + '\n')
+        return bench_table_time.run(None, spec_path=spec, records_path=records)[0]
+
+    assert figure(['a', 'a']).verdict() == 'PASS' and abs(figure(['a', 'a']).value - 60 / 3600) < 1e-9
+    assert figure(['a']).verdict() == 'FAIL'        # a run is missing
+    assert figure(['a', 'b']).verdict() == 'FAIL'   # two code versions

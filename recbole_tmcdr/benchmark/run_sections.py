@@ -39,16 +39,38 @@ def busy_seconds(starts, ends):
     return busy + (0.0 if current_end is None else current_end - current_start)
 
 
+def training_intervals(records):
+    """(started, finished) of each record's training, as a frame. ``started_at`` where a record has it; older
+    records only have their finish and seconds, and runs that trained together (a trial's ``trained_with``
+    names another model) each carry their share of that one training's seconds, so such runs of a scenario
+    and seed form one interval as long as their seconds together."""
+    frame = pd.DataFrame({
+        'total': [(r.get('timings') or {}).get('total') for r in records],
+        'finished': pd.to_datetime([r.get('finished_at') for r in records], utc=True, errors='coerce'),
+        'started': pd.to_datetime([r.get('started_at') for r in records], utc=True, errors='coerce'),
+        'unit': [_training_unit(r, position) for position, r in enumerate(records)]})
+    frame = frame.dropna(subset=['total', 'finished'])
+    unit = frame.groupby('unit')
+    estimated = unit['finished'].transform('max') - pd.to_timedelta(unit['total'].transform('sum'), unit='s')
+    frame['started'] = frame['started'].fillna(estimated)
+    return frame
+
+
+def _training_unit(record, position):
+    partners = {m['model'] for t in record.get('trials') or [] for m in t.get('trained_with') or []}
+    if partners - {record.get('model')}:
+        return ('together', record.get('scenario'), record.get('seed'),
+                tuple(sorted(partners | {record.get('model')})))
+    return ('alone', position)
+
+
 def run_time(records):
     """Run time (the sum of every run's seconds) and wall time of records: ``busy_h`` while at least one run
     was running (a spec finished over several sittings does not count the gaps), ``span_h`` from first start
     to last finish. None if no record has its timings."""
-    frame = pd.DataFrame({'total': [(r.get('timings') or {}).get('total') for r in records],
-                          'finished': pd.to_datetime([r.get('finished_at') for r in records], utc=True,
-                                                     errors='coerce')}).dropna()
+    frame = training_intervals(records)
     if frame.empty:
         return None
-    frame['started'] = frame['finished'] - pd.to_timedelta(frame['total'], unit='s')
     epoch = lambda column: (column - frame['started'].min()).dt.total_seconds().to_numpy()  # noqa: E731
     return {'runs': len(frame), 'run_h': frame['total'].sum() / 3600,
             'busy_h': busy_seconds(epoch(frame['started']), epoch(frame['finished'])) / 3600,

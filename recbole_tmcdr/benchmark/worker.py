@@ -147,7 +147,7 @@ def run_together(tasks, progress=None):
     """Run the trials of runs that train alike (:func:`training_batches`; most often one run) in the first run's
     directory, each group of trials that differ only in inference keys as one training (:func:`trial_groups`,
     the runs' own inference settings added to their trials). ``[record or exception]`` per run."""
-    start_all = time.perf_counter()
+    start_all, started_at = time.perf_counter(), datetime.now(timezone.utc).isoformat(timespec='seconds')
     primary = tasks[0]
     members = [(task, index, {**task['inference_settings'], **params} if len(tasks) > 1 else params)
                for task in tasks for index, params in enumerate(task['trials'])]
@@ -179,7 +179,7 @@ def run_together(tasks, progress=None):
     for task in tasks:
         share = seconds[task['run_id']] / (sum(seconds.values()) or 1) if len(tasks) > 1 else 1
         try:
-            outcomes.append(_record(task, entries[task['run_id']], host, total * share))
+            outcomes.append(_record(task, entries[task['run_id']], host, total * share, started_at))
         except Exception as error:  # noqa: BLE001 - every trial of this run failed; the others stand
             outcomes.append(error)
     return outcomes
@@ -193,8 +193,10 @@ def run_one(task, progress=None):
     return outcome
 
 
-def _record(task, entries, host, total_seconds):
-    """The ``results.jsonl`` record of a run from its trials' (entry, result), chosen on validation."""
+def _record(task, entries, host, total_seconds, started_at):
+    """The ``results.jsonl`` record of a run from its trials' (entry, result), chosen on validation.
+    ``total_seconds`` is the run's share of a training done together with other runs; ``started_at`` is that
+    training's start, so the wall time of a benchmark counts it once and whole."""
     chosen_index, chosen, trials = None, None, []
     for index in sorted(entries):  # selection in trial order: the first of equal scores wins
         entry, result = entries[index]
@@ -233,6 +235,7 @@ def _record(task, entries, host, total_seconds):
         'scenario_source': task['scenario_source'], 'search_space': task['search_space'],
         'lr_search': task['lr_search'], 'overrides': task['overrides'], 'kshot_asked': task.get('kshot'),
         'code_version': task['code_version'],
+        'started_at': started_at,
         'finished_at': datetime.now(timezone.utc).isoformat(timespec='seconds'),
         'run_dir': task['run_dir'],
     })
