@@ -5,8 +5,8 @@ The spec takes hours, so this figure does not run it: it reads the records of it
 commands) and reports the wall time the spec's report gives for them: the time during which at least one run
 was running, so the gaps between sittings are not counted (runs trained together count as one training:
 :func:`recbole_tmcdr.benchmark.run_sections.training_intervals`). The figure fails unless the records hold
-every run of the spec, each with its timings, all from one code version. Its details name the code version and the CPU of the records, which may differ from
-this run's.
+every run of the spec, each with its timings, all from one code version. Its details name the code version and
+the CPU of the records, which may differ from this run's.
 """
 
 import gzip
@@ -40,15 +40,15 @@ def run(ctx, spec_path=SPEC, records_path=RECORDS):
                 for s in spec.scenarios for m in spec.models for seed in spec.seeds}
     records = [r for r in read_records(records_path) if run_key(r) in expected]
     missing = sorted(expected - {run_key(r) for r in records})
-    timing = run_time(records) or {'busy_h': None, 'run_h': 0.0, 'span_h': 0.0}
+    timing = run_time(records) or {'runs': 0, 'busy_h': None, 'run_h': 0.0, 'span_h': 0.0}
     versions = {str(r.get('code_version')) for r in records}
     # one clean run: every run of the spec, each with its timings, all made by one code version
-    complete = not missing and timing['busy_h'] is not None and timing['runs'] == len(expected) and len(versions) == 1
+    complete = not missing and timing['runs'] == len(expected) and len(versions) == 1
     details = {'records': shown(records_path), 'spec': shown(spec_path),
                'runs': f'{len(records)} of {len(expected)}', 'missing (first 5)': [list(k) for k in missing[:5]],
                'run time h': round(float(timing['run_h']), 2),
                'first start to last finish h': round(float(timing['span_h']), 2),
-               'runs with timings': timing.get('runs', 0), 'code versions': sorted(versions),
+               'runs with timings': timing['runs'], 'code versions': sorted(versions),
                'cpus': sorted({str((r.get('host') or {}).get('cpu', 'not recorded')) for r in records}),
                'threads per run': sorted({(r.get('host') or {}).get('torch_threads') for r in records},
                                          key=str)}

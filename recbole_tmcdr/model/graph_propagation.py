@@ -8,11 +8,11 @@ adjacency matrix with the embeddings, forward and backward. RecBole keeps that m
 on CPU is ~3x slower than CSR's, and whose backward first transposes it; it then stacks the layers to average
 them, copying every layer once more. :class:`PropagatedLightGCN` is the same model (same parameters, loss, scores
 and state dict) whose products use the matrix in CSR, made once per matrix tensor, whose backward multiplies by
-its transpose without building it, and which sums the layers as they are made. Its training loss computes each layer only at the rows the loss reads through the
-later layers: the last at the batch's users and items, the one before at those and their neighbours, and so on;
-each a product with those rows of the matrix instead of the whole matrix (at 2 layers on Amazon sport -> cloth,
-a batch's neighbours hold a third of the non-zeros). The products differ from COO's by float32 rounding
-(summation order).
+its transpose without building it, and which sums the layers as they are made. Its training loss computes each
+layer only at the rows the loss reads through the later layers: the last at the batch's users and items, the
+one before at those and their neighbours, and so on; each a product with those rows of the matrix instead of the
+whole matrix (at 2 layers on Amazon sport -> cloth, a batch's neighbours hold a third of the non-zeros). The
+products differ from COO's by float32 rounding (summation order).
 """
 
 import warnings
