@@ -436,6 +436,22 @@ def test_ray_tasks(tiny_scenario, tmp_path, own_model_module):
     assert not summary['failed'] and len(summary['finished']) == 2, summary['failed']
 
 
+@pytest.mark.parametrize('given, passed', [('local', 'local'), ('new', 'local'),
+                                           ('auto', 'auto'), ('ray://host:10001', 'ray://host:10001')])
+def test_ray_address_local_starts_a_cluster_of_its_own(monkeypatch, given, passed):
+    # address=None would attach to the cluster that RAY_ADDRESS or /tmp/ray/ray_current_cluster names
+    import types
+    from recbole_tmcdr.benchmark import executor
+    calls = []
+    fake = types.SimpleNamespace(is_initialized=lambda: False, shutdown=lambda: None,
+                                 init=lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(executor, 'import_ray', lambda: fake)
+    monkeypatch.setitem(__import__('sys').modules, 'ray.util.queue', types.SimpleNamespace(Queue=lambda: None))
+    with executor.open_executor(1, ray_address=given):
+        pass
+    assert calls[0]['address'] == passed
+
+
 # ----- command line, end to end on the tiny scenario
 def test_cli_validation_errors(tiny_scenario, capsys):
     with pytest.raises(SystemExit):
