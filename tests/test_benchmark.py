@@ -92,6 +92,14 @@ def test_paired_t_test_against_best_other_model_and_star_iff_significant():
     assert '\\*' not in table_rows(report_mod.main_table(agg))['TMCDR_MF']
 
 
+def test_a_router_is_never_the_best_other_model():
+    # KRouter may serve TMCDR_MF itself: testing TMCDR_MF against it would compare TMCDR_MF with itself
+    lines, _ = fabricated([0.821, 0.829, 0.812])
+    lines += [record('s', 'KRouter', seed, 0.95, 0.5, routing={'choice': {'0': 'TMCDR_MF'}}) for seed in range(3)]
+    agg = report_mod.aggregate(lines)
+    assert agg.baselines['s'] == 'EMCDR_MF' and agg.tests[('s', 'TMCDR_MF')]['uauc'].p is not None
+
+
 def test_significantly_worse_is_marked_as_such():
     lines, _ = fabricated([0.700, 0.709, 0.692])
     agg = report_mod.aggregate(lines)
@@ -162,6 +170,11 @@ def test_tmcdr_vs_emcdr_pairs_with_known_p_values():
     assert cells[3:9] == ['3', '0.8320 vs 0.8100', '+0.0220 [+0.0170, +0.0270]', '0.003', '0.005 \\*', 'better']
     assert cells[13] == 'not significant'  # NDCG differences +-.001
     assert list(rows) == ['TMCDR_MF vs EMCDR_MF']  # TMCDR_BPR was not run: no BPR row
+    # a fourth EMCDR_MF seed without its TMCDR_MF run: the means beside the Δ stay those of the paired seeds
+    lines.append(record('s', 'EMCDR_MF', 3, 0.50, 0.10))
+    rows = {line.split('|')[2].strip(): line for line in
+            report_mod.pairs_table(report_mod.aggregate(lines).comparisons).splitlines()[2:]}
+    assert [c.strip() for c in rows['TMCDR_MF vs EMCDR_MF'].split('|')][3:5] == ['3', '0.8320 vs 0.8100']
 
 
 def test_pairs_summary_is_generated_from_the_tests():
@@ -223,6 +236,15 @@ def test_report_header_names_the_cpus_and_warns_when_they_differ():
     assert 'CPU models' not in one_cpu
     two_cpus = report_mod.header_notes(report_mod.aggregate([on('AMD EPYC', 0), on('Intel Xeon', 1)]))
     assert 'made on 2 CPU models, whose float rounding differs' in two_cpus
+
+
+def test_report_header_warns_when_runs_of_one_seed_were_made_on_different_splits():
+    split = {'n_cold_test': 93, 'seed': 0}
+    lines = [record('a', 'M1', 0, 0.7, 0.2, split_stats=split), record('a', 'M2', 0, 0.7, 0.2, split_stats=split),
+             record('a', 'M1', 1, 0.7, 0.2, split_stats=dict(split, seed=1))]
+    assert 'different splits' not in report_mod.header_notes(report_mod.aggregate(lines))
+    lines.append(record('a', 'M2', 1, 0.7, 0.2, split_stats=dict(split, seed=1, n_cold_test=40)))
+    assert 'different splits (a seed 1)' in report_mod.header_notes(report_mod.aggregate(lines))
 
 
 def test_report_files_render(tmp_path):
@@ -329,6 +351,76 @@ def test_selection_uses_validation_never_test(tmp_path, monkeypatch):
     assert set(line['host']) >= {'platform', 'cpu', 'cpu_count', 'torch'} and line['host']['cpu']
 
 
+@pytest.mark.parametrize('failing_lr, fails', [(0.005, True), (0.002, False)])
+def test_a_trial_failing_on_the_test_users_fails_the_run_only_if_it_won_on_validation(tmp_path, monkeypatch,
+                                                                                       failing_lr, fails):
+    # lr=0.005 is best on validation: if its test fails, reporting lr=0.002 instead would let the test choose
+    from recbole_tmcdr.benchmark.worker import FailedAfterValidation
+    valid = {0.001: 0.20, 0.002: 0.25, 0.005: 0.30, 0.01: 0.10}
+
+    def fake_run_recbole_cdr(model, dataset=None, config_file_list=None, config_dict=None, saved=True):
+        lr = config_dict['learning_rate']
+        if lr == failing_lr:
+            error = ValueError('The model scored 1 of 3 evaluated users with NaN')
+            error.after_validation = {'valid_score': valid[lr], 'bigger': True, 'grid': []}  # run_recbole_cdr's mark
+            raise error
+        return fake_result(valid[lr], 0.50)
+
+    monkeypatch.setattr('recbole_tmcdr.quick_start.run_recbole_cdr', fake_run_recbole_cdr)
+    spec = BenchmarkSpec(scenarios=['ml_genre'], models=['EMCDR_MF'], seeds=[3], out=str(tmp_path / 'out'),
+                         overrides={'embedding_size': 8}).validate()
+    task = runner.plan(spec, str(tmp_path / 'out'), str(tmp_path / 'cache'))[0]
+    if fails:
+        with pytest.raises(FailedAfterValidation, match=r"\{'learning_rate': 0.005\} is the best on validation "
+                                                        r'\(0.3000\) but failed on the test users \(ValueError'):
+            worker.run_one(task)
+    else:  # a trial that lost on validation cannot change the choice: the run stands
+        line = worker.run_one(task)
+        assert line['chosen'] == {'learning_rate': 0.005}
+        assert line['trials'][1]['failed_after_validation'] == {'valid_score': 0.25, 'bigger': True}
+
+
+def test_runs_trained_together_fail_alone_when_their_own_setting_fails_on_the_test_users(monkeypatch, tmp_path):
+    # TMCDR_MF (theta) and TMCDRAdapted_MF (adapted) trained together; the adapted setting's test fails
+    outcomes = [{'settings': {'meta_scoring': 'theta'}, **fake_result(0.40, 0.80)},
+                {'settings': {'meta_scoring': 'adapted'}, 'error': 'ValueError: NaN',
+                 'failed_after_validation': {'valid_score': 0.35}}]
+    monkeypatch.setattr('recbole_tmcdr.quick_start.run_recbole_cdr',
+                        lambda **kwargs: {**fake_result(0.40, 0.80), 'inference_grid': outcomes})
+    tasks = [{'run_id': f's/{model}/seed0', 'model': model, 'seed': 0, 'trials': [{}], 'base_config': {},
+              'run_kwargs': {}, 'scenario': 's', 'defaults': {}, 'valid_metric': 'ndcg@10', 'config_hash': 'h',
+              'scenario_source': 's', 'search_space': {}, 'lr_search': False, 'overrides': {}, 'code_version': 'v',
+              'run_dir': str(tmp_path / model)} for model in ('TMCDR_MF', 'TMCDRAdapted_MF')]
+    members = [(tasks[0], 0, {'meta_scoring': 'theta'}), (tasks[1], 0, {'meta_scoring': 'adapted'})]
+    unit, _ = worker._run_unit(tasks[0], members, {}, ['meta_scoring'], None)
+    assert unit[0][0]['best_valid_score'] == 0.40 and unit[1][:2] == (None, 'ValueError: NaN')
+    entries = {task['run_id']: {0: (worker._trial_entry(task, 0, outcome[0], outcome[1], 1.0, members, outcome[2]),
+                                          outcome[0])}
+               for task, outcome in zip(tasks, unit)}
+    assert worker._record(tasks[0], entries['s/TMCDR_MF/seed0'], {}, 1.0, 'now')['valid_score'] == 0.40
+    with pytest.raises(worker.FailedAfterValidation, match=r'\(0.3500\) but failed on the test users'):
+        worker._record(tasks[1], entries['s/TMCDRAdapted_MF/seed0'], {}, 1.0, 'now')
+
+
+@pytest.mark.parametrize('when', ['before', 'during'])
+def test_a_run_fails_when_the_code_changed_since_it_was_planned(tmp_path, monkeypatch, when):
+    from recbole_tmcdr.benchmark import spec as spec_mod
+    spec = BenchmarkSpec(scenarios=['ml_genre'], models=['EMCDR_MF'], seeds=[3], out=str(tmp_path / 'out'),
+                         overrides={'embedding_size': 8}, lr_search=False).validate()
+    task = runner.plan(spec, str(tmp_path / 'out'), str(tmp_path / 'cache'))[0]
+    edited = lambda fresh=False: 'edited'  # noqa: E731
+
+    def fake_run_recbole_cdr(model, dataset=None, config_file_list=None, config_dict=None, saved=True):
+        monkeypatch.setattr(spec_mod, 'code_sha', edited)  # a checkout while the run trains
+        return fake_result(0.25, 0.50)
+
+    monkeypatch.setattr('recbole_tmcdr.quick_start.run_recbole_cdr', fake_run_recbole_cdr)
+    if when == 'before':
+        monkeypatch.setattr(spec_mod, 'code_sha', edited)
+    with pytest.raises(RuntimeError, match='code changed since the benchmark planned this run'):
+        worker.run_one(task)
+
+
 def test_a_config_file_value_is_recorded_and_not_searched(tmp_path):
     # the record and the selection metric are the values the run sees: a --config-files value outranks the
     # model YAML (the record said learning_rate=0.001, the model's default, of a run made at 0.002)
@@ -377,6 +469,40 @@ def test_resume_skips_finished_runs_and_reruns_changed_configs(tiny_scenario, tm
     assert called == []
     runner.run_benchmark(spec.updated(overrides={'embedding_size': 16}), run_fn=spy, report=False, progress=False)
     assert len(called) == 4  # a changed override changes every config_hash
+
+
+def test_runs_stale_because_their_raw_data_is_missing_say_so(tiny_scenario, tmp_path, capsys):
+    out = tmp_path / 'bench'
+    spec = BenchmarkSpec(scenarios=[str(tiny_scenario)], models=['TargetPop'], seeds=[0], jobs=1, out=str(out),
+                         lr_search=False)
+    (task,) = runner.plan(spec.validate(), str(out), str(tmp_path / 'cache'))
+    out.mkdir()
+    results_io.append_record(out / 'results.jsonl', fake_run(task))
+    (tiny_scenario.parent / 'target.csv').unlink()  # e.g. a machine that holds the results only
+    summary = runner.run_benchmark(spec, report=False, progress=False, report_only=True)
+    assert summary['stale'] == [('tiny', 'TargetPop', 0)]
+    assert 'stale because their raw data cannot be read' in capsys.readouterr().err
+
+
+def test_moving_the_raw_data_keeps_finished_runs(tiny_scenario, tmp_path):
+    # their contents are hashed; the path they are read from is no input of a result
+    def planned_hash(raw_data_path):
+        spec = BenchmarkSpec(scenarios=[str(tiny_scenario)], models=['TargetPop'], seeds=[0], out=str(tmp_path),
+                             lr_search=False, overrides={'raw_data_path': raw_data_path})
+        return runner.plan(spec.validate(), str(tmp_path), str(tmp_path / 'cache'))[0]['config_hash']
+    assert planned_hash(str(tmp_path / 'here')) == planned_hash(str(tmp_path / 'there'))
+
+
+def test_editing_a_file_a_setting_names_makes_its_runs_stale(tiny_scenario, tmp_path):
+    genres = tmp_path / 'genres.csv'
+    genres.write_text('item,genres\n1,a\n')
+    spec = BenchmarkSpec(scenarios=[str(tiny_scenario)], models=['TargetPop'], seeds=[0], out=str(tmp_path),
+                         lr_search=False, overrides={'content_item_file': str(genres)}).validate()
+    planned_hash = lambda: runner.plan(spec, str(tmp_path), str(tmp_path / 'cache'))[0]['config_hash']  # noqa: E731
+    before = planned_hash()
+    assert planned_hash() == before
+    genres.write_text('item,genres\n1,b\n')  # same path, another content
+    assert planned_hash() != before
 
 
 def test_failed_run_is_not_recorded_as_done(tiny_scenario, tmp_path):
@@ -434,6 +560,22 @@ def test_ray_tasks(tiny_scenario, tmp_path, own_model_module):
         ray.shutdown()
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
     assert not summary['failed'] and len(summary['finished']) == 2, summary['failed']
+
+
+@pytest.mark.parametrize('given, passed', [('local', 'local'), ('new', 'local'),
+                                           ('auto', 'auto'), ('ray://host:10001', 'ray://host:10001')])
+def test_ray_address_local_starts_a_cluster_of_its_own(monkeypatch, given, passed):
+    # address=None would attach to the cluster that RAY_ADDRESS or /tmp/ray/ray_current_cluster names
+    import types
+    from recbole_tmcdr.benchmark import executor
+    calls = []
+    fake = types.SimpleNamespace(is_initialized=lambda: False, shutdown=lambda: None,
+                                 init=lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(executor, 'import_ray', lambda: fake)
+    monkeypatch.setitem(__import__('sys').modules, 'ray.util.queue', types.SimpleNamespace(Queue=lambda: None))
+    with executor.open_executor(1, ray_address=given):
+        pass
+    assert calls[0]['address'] == passed
 
 
 # ----- command line, end to end on the tiny scenario

@@ -327,6 +327,15 @@ def test_cache_hit_and_miss_on_raw_change(tmp_path):
         p1.stats['target']['interactions'] + 1
 
 
+def test_a_split_made_by_other_code_is_not_reused(tmp_path, monkeypatch):
+    from recbole_tmcdr.data import scenario
+    raw = douban_raw(tmp_path / 'raw')
+    p1 = prep(raw, tmp_path / 'cache')
+    monkeypatch.setitem(scenario._PREPARATION_SHA, 'sha', 'another-version')
+    p2 = prep(raw, tmp_path / 'cache')
+    assert p2.cache_key != p1.cache_key and not p2.from_cache
+
+
 @pytest.mark.parametrize('damage', ['truncate', 'delete_split_json', 'garble_split_json', 'extra_file'])
 def test_corrupt_cache_is_rebuilt(tmp_path, caplog, damage):
     raw = douban_raw(tmp_path / 'raw')

@@ -101,6 +101,24 @@ def test_a_setting_whose_validation_fails_stops_alone(tiny_scenario, monkeypatch
            [h['valid_score'] for h in alone['training']['history']]
 
 
+def test_a_setting_failing_on_the_test_users_keeps_its_validation_score(tiny_scenario, monkeypatch):
+    # the benchmark then fails the run should that setting have won on validation (worker._record)
+    from recbole_tmcdr.trainer.cold_start_trainer import ColdStartTrainer
+    own_evaluate = ColdStartTrainer.evaluate
+
+    def failing_on_test_users_unless_chosen(self, eval_data, *args, **kwargs):
+        chosen = getattr(self, 'chosen_inference_trial', None)  # set once validation is over
+        if chosen is not None and self.model.hops != chosen.settings['sscdr_hops']:
+            raise MemoryError('two hops do not fit')
+        return own_evaluate(self, eval_data, *args, **kwargs)
+
+    monkeypatch.setattr(ColdStartTrainer, 'evaluate', failing_on_test_users_unless_chosen)
+    joint = run(tiny_scenario, inference_grid={'sscdr_hops': [1, 2]})
+    (failed,) = [o for o in joint['inference_grid'] if 'error' in o]
+    assert 'two hops do not fit' in failed['error']
+    assert failed['failed_after_validation']['valid_score'] <= joint['best_valid_score']
+
+
 def test_no_setting_with_a_score_leaves_every_trial_without_one(tiny_scenario, monkeypatch):
     from recbole.trainer import Trainer
     own_valid_epoch = Trainer._valid_epoch

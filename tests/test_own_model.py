@@ -126,6 +126,27 @@ def test_benchmark_spec_imports(tmp_path, own_model_module):
 
 
 
+def test_resume_compares_the_source_of_the_models_trainer_too(tmp_path, registry_restored, monkeypatch):
+    from recbole_tmcdr.registry import TRAINERS
+    monkeypatch.setattr(TRAINERS, '_entries', dict(TRAINERS._entries))
+    trainer_source = ('from recbole_tmcdr.registry import register_trainer\n'
+                      'from recbole_tmcdr.trainer.cold_start_trainer import ColdStartTrainer\n\n\n'
+                      '@register_trainer\nclass OwnTrainer(ColdStartTrainer):\n    pass\n')
+    (tmp_path / 'own_trainer.py').write_text(trainer_source)
+    (tmp_path / 'own_trained_model.py').write_text(
+        'import own_trainer  # noqa: F401\nfrom recbole_tmcdr import register_model\n'
+        'from recbole_tmcdr.model.emcdr import EMCDR\n\n\n@register_model()\nclass EMCDRTrained(EMCDR):\n'
+        "    trainer = 'OwnTrainer'\n    yaml_bases = ('EMCDR', 'EMCDR_MF')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import_modules(['own_trained_model'])
+    scenario = resolve_scenario('ml_genre')
+    before = run_inputs(scenario, 'EMCDRTrained', str(tmp_path))['user_code']
+    (tmp_path / 'own_trainer.py').write_text(trainer_source + '    # tuned\n')
+    assert run_inputs(scenario, 'EMCDRTrained', str(tmp_path))['user_code'] != before
+    for module in ('own_trainer', 'own_trained_model'):
+        sys.modules.pop(module, None)
+
+
 def test_a_model_without_a_source_file_is_never_reused(registry_restored, monkeypatch):
     # a class typed into an interpreter: inspect finds no file, so resume cannot compare its code (before: OSError)
     monkeypatch.delattr(sys.modules['__main__'], '__file__', raising=False)  # as in an interactive session

@@ -141,3 +141,22 @@ def test_duplicates_and_single_interaction_users_are_logged(caplog):
     assert len(out) == 3
     assert 'shop.csv: 1 duplicated (user, item) rows collapsed into one each' in caplog.text
     assert 'shop.csv: 1 users have a single interaction (kept).' in caplog.text
+
+
+def test_a_failure_on_the_test_users_is_marked_with_the_validation_score(tiny_scenario, monkeypatch):
+    # the benchmark fails such a run if that trial won on validation rather than report another one chosen by what
+    # the test users did; the error keeps its type (a user error stays one line on the command line)
+    from recbole_tmcdr.trainer.cold_start_trainer import ColdStartTrainer
+    own_evaluate = ColdStartTrainer.evaluate
+
+    def failing_test(self, eval_data, load_best_model=True, *args, **kwargs):
+        if load_best_model:  # the test users (validation never reloads the best state)
+            raise ValueError('The model scored 1 of 3 evaluated users with NaN')
+        return own_evaluate(self, eval_data, load_best_model, *args, **kwargs)
+
+    monkeypatch.setattr(ColdStartTrainer, 'evaluate', failing_test)
+    with pytest.raises(ValueError, match='NaN') as raised:
+        run_recbole_cdr(model='EMCDR_MF', config_file_list=[tiny_scenario],
+                        config_dict=fast_config(train_epochs=['SOURCE:1', 'TARGET:1', 'OVERLAP:2'], embedding_size=8))
+    marked = raised.value.after_validation
+    assert marked['bigger'] and 0 <= marked['valid_score'] <= 1 and marked['grid'] == []

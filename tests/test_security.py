@@ -77,6 +77,20 @@ def test_planted_checkpoint_is_refused_by_every_loader(pipeline, tmp_path):
         assert not marker.exists(), name
 
 
+@pytest.mark.parametrize('module', ['neumf', 'nais', 'ract'])
+def test_general_models_pretrained_files_are_read_weights_only(module, tmp_path, monkeypatch):
+    # NeuMF's use_pretrain (mf_pretrain_path), NAIS's pretrain_path, RaCT's pre_model_path: torch.load in the model
+    import importlib
+    marker = tmp_path / 'marker'
+    planted = tmp_path / 'pretrained.pth'
+    plant(planted, marker, with_torch=True)
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')  # the usual advice when such a load fails
+    model_module = importlib.import_module(f'recbole.model.general_recommender.{module}')
+    with pytest.raises(CheckpointError, match='Refusing to load'):
+        model_module.torch.load(str(planted))
+    assert not marker.exists()
+
+
 def test_checkpoint_holds_tensors_and_plain_values_only(pipeline):
     run = pipeline('EMCDR_MF', **EMCDR)
     run.fit(saved=True)

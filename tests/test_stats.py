@@ -145,7 +145,7 @@ def test_baseline_and_floor_are_chosen_on_validation_with_enough_seeds():
     assert agg.baselines['s'] == 'EMCDR_MF' and agg.test('s', 'TMCDR_MF', 'uauc').n == 3
     assert agg.floor['s'] == 'Pop' and agg.best_floor('s') == ('Pop', pytest.approx(0.70))
     markdown = report_mod.render_markdown(agg)
-    assert 'against the best other model of the scenario (s: EMCDR_MF)' in markdown
+    assert 'against the best other model of the scenario that is not a router (s: EMCDR_MF)' in markdown
     assert 'the best target-only floor: s: Pop)' in markdown
     assert f"every TMCDR test in this report ({agg.family_sizes['tmcdr']} tests with a p-value)" in markdown
     # TMCDR_MF vs EMCDR_MF is both its pair and the best-other test (counted once); NDCG@10 does not vary: 1 test

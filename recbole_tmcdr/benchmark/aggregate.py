@@ -3,10 +3,11 @@
 :func:`aggregate` puts the runs in a pandas DataFrame (one row per run, scenarios and models as ordered
 categories in report order), summarises each scenario x model x metric over seeds (mean and 95% CI,
 :func:`~.stats.summarize`), and makes the paired tests the report draws conclusions from: each ``TMCDR_*`` model
-against the best other non-TMCDR model of its scenario and in the paper's pairs (:data:`COMPARED_PAIRS`), one
-Holm family; every transfer model against the best target-only floor (one-sided), another; TMCDR's variants
-(:data:`VARIANT_KINDS`) against TMCDR_X and its baselines, a third. :func:`history_frame`: the bridge stage's per-epoch history of every run; :func:`training_curves`: its
-validation score per epoch, mean over seeds.
+against the best other model of its scenario that is neither TMCDR nor a router, and in the paper's pairs
+(:data:`COMPARED_PAIRS`), one Holm family; every transfer model against the best target-only floor (one-sided),
+another; TMCDR's variants (:data:`VARIANT_KINDS`) against TMCDR_X and its baselines, a third.
+:func:`history_frame`: the bridge stage's per-epoch history of every run; :func:`training_curves`: its validation
+score per epoch, mean over seeds.
 """
 
 from dataclasses import dataclass, field
@@ -193,13 +194,21 @@ def _chosen_on_validation(agg, scenario, candidates, means, auc):
     return max(enough, key=means.get)  # mean with another's test mean
 
 
+def routers(agg):
+    """Models whose runs carry a routing record (what a router chose per K), in report order."""
+    routed = {r['model'] for r in agg.records if r.get('routing')}
+    return [m for m in agg.models if m in routed]
+
+
 def _test_scenario(agg, scenario, metrics):
-    """The paired tests of one scenario: each TMCDR model (not its variants) against the best other non-TMCDR model
-    (on validation), and every transfer model (the family must not depend on the outcome) against the best
-    target-only floor (on validation), one-sided."""
+    """The paired tests of one scenario: each TMCDR model (not its variants) against the best other model that is
+    neither TMCDR nor a router (on validation), and every transfer model (the family must not depend on the
+    outcome) against the best target-only floor (on validation), one-sided."""
     auc = metrics[0][1]
     means = {m: agg.summary(scenario, m, auc).mean for m in agg.models_in(scenario) if agg.summary(scenario, m, auc)}
-    others = [m for m in means if not m.startswith(TESTED_PREFIX)]
+    # not a router either: it serves one of the single models, TMCDR's own among them
+    routed = set(routers(agg))
+    others = [m for m in means if not m.startswith(TESTED_PREFIX) and m not in routed]
     baseline = agg.baselines[scenario] = _chosen_on_validation(agg, scenario, others, means, auc)
     for model in means:
         if model.startswith(TESTED_PREFIX) and variant_of(model) is None and baseline is not None:
@@ -216,8 +225,8 @@ def _test_scenario(agg, scenario, metrics):
             for m in agg.models_in(scenario):
                 ours = agg.summary(scenario, m, key)
                 if not is_target_only(m) and ours and theirs:
-                    entries.append((m, key, ours.mean, floor, theirs.mean,
-                                    paired_test(ours.by_seed, theirs.by_seed, 'less')))
+                    mean, floor_mean = paired_means(ours, theirs)  # over the seeds the one-sided test pairs
+                    entries.append((m, key, mean, floor, floor_mean, paired_test(ours.by_seed, theirs.by_seed, 'less')))
 
 
 def cell_frame(agg, metrics=METRICS):
@@ -270,13 +279,20 @@ class PairComparison:
                 f'Δ {self.test.ci_text()}, Holm p {fmt_p(self.test.p_holm)})')
 
 
+def paired_means(a, b):
+    """The means of Summaries ``a`` and ``b`` over their common seeds, those of a paired Δ beside them (their own
+    means when they share no seed)."""
+    common = sorted(set(a.by_seed) & set(b.by_seed))
+    return tuple(float(np.mean([s.by_seed[seed] for seed in common])) if common else s.mean for s in (a, b))
+
+
 def _compared(agg, scenario, model, baseline, metrics):
     """PairComparison rows of ``model`` against ``baseline`` on ``scenario``, a row per metric both have."""
     rows = []
     for name, key in metrics:
         ours, theirs = agg.summary(scenario, model, key), agg.summary(scenario, baseline, key)
         if ours is not None and theirs is not None:
-            rows.append(PairComparison(scenario, model, baseline, name, key, ours.mean, theirs.mean,
+            rows.append(PairComparison(scenario, model, baseline, name, key, *paired_means(ours, theirs),
                                        paired_test(ours.by_seed, theirs.by_seed)))
     return rows
 

@@ -13,16 +13,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from recbole_tmcdr.benchmark.aggregate import routers  # noqa: F401  (also this module's: figures, tests)
 from recbole_tmcdr.benchmark.sections import markdown_table
 from recbole_tmcdr.benchmark.stats import ALPHA, MIN_PAIRS, PairedTest, adjust_family, fmt_p, paired_test
 
 CTW_METRICS = (('NDCG@10', 'ndcg@10'), ('AUC', 'uauc'))
-
-
-def routers(agg):
-    """Models whose runs carry a routing record (what a router chose per K), in report order."""
-    routed = {r['model'] for r in agg.records if r.get('routing')}
-    return [m for m in agg.models if m in routed]
 
 
 def scenario_ks(agg, scenario):
@@ -175,7 +170,8 @@ def cold_to_warm_section(agg, metrics=CTW_METRICS):
     if not parts:
         return None
     parts.append('Leader: the single method (not a router) with the best mean over seeds at that K; Δ: leader − '
-                 'runner-up, paired over seeds, with its 95% CI. A router serves, per K, the candidate it chose on '
-                 'the cold VALIDATION users (seeds that chose it / seeds); its margin is router − leader, paired over '
-                 f'seeds. Holm p: adjusted over every test of this section; \\*: < {ALPHA}.')
+                 'runner-up, paired over seeds, with its 95% CI. The two are ranked on these same test users, so '
+                 'the test of their Δ favours a difference: read it as descriptive. A router serves, per K, the '
+                 'candidate it chose on the cold VALIDATION users (seeds that chose it / seeds); its margin is '
+                 f'router − leader, paired over seeds. Holm p: adjusted over every test of this section; \\*: < {ALPHA}.')
     return '\n\n'.join(parts)

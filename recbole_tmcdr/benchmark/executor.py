@@ -75,7 +75,9 @@ def open_executor(jobs, ray_address=None, cpus_per_task=1):
         ray = import_ray()
         started_here = not ray.is_initialized()
         if started_here:
-            ray.init(address=None if ray_address in ('', 'local', 'new') else ray_address, log_to_driver=False,
+            # 'local' starts a cluster of our own: address=None would attach to whichever cluster
+            # RAY_ADDRESS or /tmp/ray (writable by every user) names
+            ray.init(address='local' if ray_address in ('local', 'new') else ray_address, log_to_driver=False,
                      include_dashboard=False)
         try:
             from ray.util.queue import Queue

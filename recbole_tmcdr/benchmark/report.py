@@ -7,11 +7,11 @@ Reads ``OUT/results.jsonl`` (the last line of each (scenario, model, seed)) and 
   {AUC (``uauc``: per-user AUC averaged over users, the paper's AUC), NDCG@10} on the cold TEST users, mean ±
   95% CI over seeds (t-distribution, ``mean ± t_{0.975,n-1} sd / sqrt(n)``; no CI for one seed). Best mean
   per column in bold. ``*``: paired t-test over seeds (``scipy.stats.ttest_rel``, paired by seed, two-sided,
-  at least 3 seeds) of each ``TMCDR_*`` model against the best other non-TMCDR model of the scenario (by mean
-  VALIDATION AUC) with Holm-adjusted p < 0.05 (the family: every TMCDR test of the report). ``†``: negative
-  transfer, where a one-sided paired test (Holm-adjusted over the transfer models and metrics) finds a model's
-  test AUC (or NDCG@10) below the best target-only floor by validation AUC (``TargetPop``, ``Pop``, ``BPR`` or
-  any other target-only model run). Then
+  at least 3 seeds) of each ``TMCDR_*`` model against the best other model of the scenario that is neither
+  TMCDR nor a router (by mean VALIDATION AUC) with Holm-adjusted p < 0.05 (the family: every TMCDR test of the
+  report). ``†``: negative transfer, where a one-sided paired test (Holm-adjusted over the transfer models and
+  metrics) finds a model's test AUC (or NDCG@10) below the best target-only floor by validation AUC
+  (``TargetPop``, ``Pop``, ``BPR`` or any other target-only model run). Then
   the p-values, the paper's numbers next to ours where the scenario is one of the paper's, K-shot results,
   chosen hyperparameters, the bridge stage's epochs and run times. TMCDR's variants (TMCDRAdapted_X beyond the
   paper, TMCDRPaperStep_X an ablation) are not tested against the best other model: a section compares each with
@@ -30,6 +30,7 @@ and writes the files.
 """
 
 import argparse
+import json
 import os
 import sys
 
@@ -125,6 +126,15 @@ def coverage_text(agg, spec):
     return '\n'.join(lines)
 
 
+def split_mismatches(records):
+    """(scenario, seed) pairs whose runs recorded different splits (``split_stats``): tests pair runs by seed."""
+    splits = {}
+    for r in records:
+        if r.get('split_stats'):
+            splits.setdefault((r['scenario'], int(r['seed'])), set()).add(json.dumps(r['split_stats'], sort_keys=True))
+    return sorted(key for key, distinct in splits.items() if len(distinct) > 1)
+
+
 def header_notes(agg):
     records = agg.records
     seeds = sorted({int(r['seed']) for r in records})
@@ -144,6 +154,11 @@ def header_notes(agg):
         lines.append('**Warning**: the runs were made with different overrides; compare with care.')
     if versions:
         lines.append(f'Code: {", ".join(versions)}. Hosts: {", ".join(hosts)}.')
+    differing = split_mismatches(records)
+    if differing:
+        lines.append(f'**Warning**: runs of one scenario and seed were made on different splits ('
+                     f'{", ".join(f"{scenario} seed {seed}" for scenario, seed in differing)}): their paired tests '
+                     'compare different users (a split setting such as cold_user_ratio set for some models only).')
     if len(cpus) > 1:
         lines.append(f'**Note**: the runs were made on {len(cpus)} CPU models, whose float rounding differs: a run '
                      'repeated on another CPU model can train differently (same code and config).')
@@ -177,7 +192,8 @@ def render_markdown(agg, figures=None, spec=None):
              '## Cold test users: AUC and NDCG@10 (mean ± 95% CI over seeds)', '', main_table(agg), '',
              'AUC = per-user AUC averaged over users (`uauc`). Bold: best mean of the column. '
              f'\\*: paired t-test over seeds (two-sided, at least {MIN_PAIRS} seeds) of a TMCDR model against the '
-             f'best other model of the scenario ({_chosen_text(tested)}), Holm-adjusted p < {ALPHA}; \\*↓: '
+             f'best other model of the scenario that is not a router ({_chosen_text(tested)}), Holm-adjusted '
+             f'p < {ALPHA}; \\*↓: '
              'significantly WORSE than that model. †: negative transfer (a one-sided paired test, Holm-adjusted, '
              f'finds the metric below the best target-only floor: {_chosen_text(agg.floor)}). Both are chosen by their '
              'mean AUC on the cold VALIDATION users'

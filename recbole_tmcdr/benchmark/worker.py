@@ -87,10 +87,15 @@ def _better(score, best, bigger):
     return score > best if bigger else score < best
 
 
+class FailedAfterValidation(RuntimeError):
+    """The trial best on validation failed on the test users (its test, K-shot): the run fails rather than report
+    another trial, which would make the choice depend on what the test users did."""
+
+
 def _run_unit(primary, members, params, grid, progress):
     """Train one unit of trials (``members``: (task, trial index, params) each, as :func:`run_together` lists
-    them) with ``primary``'s model and run settings; ``[(result or None, error or None)]`` per member and the
-    seconds it took."""
+    them) with ``primary``'s model and run settings; ``[(result or None, error or None, validated or None)]`` per
+    member (``validated``: see :func:`_validated`) and the seconds it took."""
     from recbole_tmcdr import progress as training_progress
     from recbole_tmcdr.quick_start import run_recbole_cdr
     for task, index, _ in members:
@@ -108,24 +113,44 @@ def _run_unit(primary, members, params, grid, progress):
                                      **primary['run_kwargs'])
     except Exception as error:  # noqa: BLE001 - e.g. a diverging learning rate: the trials lose
         print(traceback.format_exc(), file=sys.stderr)  # -> console.log
-        outcomes = [(None, f'{type(error).__name__}: {error}')] * len(members)
+        tested = getattr(error, 'after_validation', None)  # failed on the test users, once validated
+        outcomes = [(None, f'{type(error).__name__}: {error}', _validated(tested, member_params, grid))
+                    for _, _, member_params in members]
     else:
         if grid is None:
-            outcomes = [(result, None)]
+            outcomes = [(result, None, None)]
         else:  # one result per setting, as its own run would have returned it
             by_settings = {settings_key(o['settings']): o for o in result.get('inference_grid') or []}
             outcomes = []
             for _, _, member_params in members:
                 own = by_settings.get(settings_key({k: member_params[k] for k in grid})) or {
                     'error': 'no validation score'}
-                outcomes.append((None, own['error']) if 'error' in own else ({**result, **own}, None))
+                tested = own.get('failed_after_validation')
+                outcomes.append((None, own['error'], tested and {**tested, 'bigger': result['valid_score_bigger']})
+                                if 'error' in own else ({**result, **own}, None, None))
     return outcomes, time.perf_counter() - start
 
 
-def _trial_entry(task, index, result, error, seconds, members):
+def _validated(tested, params, grid):
+    """``{'valid_score', 'bigger'}`` of a member whose run failed on the test users (``tested``: the error's
+    ``after_validation``): its own setting's validation score where the run validated a grid."""
+    if tested is None:
+        return None
+    score = tested['valid_score']
+    if grid:
+        own = {k: params[k] for k in grid}
+        score = next((t['valid_score'] for t in tested['grid'] if settings_key(t['settings']) == settings_key(own)),
+                     None)
+    return {'valid_score': score, 'bigger': tested['bigger']}
+
+
+def _trial_entry(task, index, result, error, seconds, members, validated=None):
     entry = {'params': task['trials'][index]}
     if result is None:
         entry.update(valid_score=None, error=error)
+        score = validated and validated['valid_score']
+        if score is not None and score == score:  # it failed on the test users, once validated (not NaN)
+            entry['failed_after_validation'] = validated
     else:
         score = result['best_valid_score']
         score = None if score is None or score != score else float(score)
@@ -143,6 +168,22 @@ def _trial_entry(task, index, result, error, seconds, members):
     return entry
 
 
+def check_planned_inputs(task):
+    """Fail ``task``'s run if the code or its model's YAML are no longer those it was planned with: its record
+    would carry the planned hash for a result of other inputs (an edit or a checkout while the benchmark runs, a
+    Ray node with another version of the plugin)."""
+    from recbole_tmcdr.benchmark.spec import code_and_yaml_sha
+    planned = task.get('planned_inputs')
+    if planned is None:
+        return
+    current = code_and_yaml_sha(task['model'], fresh=True)
+    changed = [name for name in planned if planned[name] != current.get(name)]
+    if changed:
+        raise RuntimeError(f"{task['run_id']}: {' and '.join(changed)} changed since the benchmark planned this run, "
+                           'so its result would be recorded as made from the planned ones. Run the benchmark again '
+                           'when the files no longer change (it resumes: finished, unchanged runs are kept).')
+
+
 def run_together(tasks, progress=None):
     """Run the trials of runs that train alike (:func:`training_batches`; most often one run) in the first run's
     directory, each group of trials that differ only in inference keys as one training (:func:`trial_groups`,
@@ -157,13 +198,15 @@ def run_together(tasks, progress=None):
     trial_params = [m[2] for m in members]
     units = (trial_groups(primary['model'], trial_params) if primary.get('share_training', True)
              else [([position], p, None) for position, p in enumerate(trial_params)])
+    for task in tasks:
+        check_planned_inputs(task)
     with isolated_run_environment(primary['run_dir'], primary.get('threads')):
         host = host_info()
         for positions, params, grid in units:
             unit = [members[position] for position in positions]
             outcomes, seconds = _run_unit(primary, unit, params, grid, progress)
-            for (task, index, _), (result, error) in zip(unit, outcomes):
-                entry = _trial_entry(task, index, result, error, seconds, unit)
+            for (task, index, _), (result, error, validated) in zip(unit, outcomes):
+                entry = _trial_entry(task, index, result, error, seconds, unit, validated)
                 entries[task['run_id']][index] = (entry, result)
                 _emit(progress, {'event': 'trial_end', 'run_id': task['run_id'], 'index': index,
                                  'valid_score': entry['valid_score'], 'error': entry.get('error')})
@@ -172,6 +215,8 @@ def run_together(tasks, progress=None):
         with open(os.path.join(task['run_dir'], 'console.log'), 'a', encoding='utf-8') as console:
             print(f"trained with {primary['run_id']} (trials whose settings match share one training; the trials' "
                   f"trained_with say which): see {primary['run_dir']}/console.log", file=console)
+    for task in tasks:
+        check_planned_inputs(task)
     total = time.perf_counter() - start_all
     seconds = {task['run_id']: sum(entry['seconds'] for entry, _ in entries[task['run_id']].values())
                for task in tasks}
@@ -201,13 +246,20 @@ def _record(task, entries, host, total_seconds, started_at):
     for index in sorted(entries):  # selection in trial order: the first of equal scores wins
         entry, result = entries[index]
         trials.append(entry)
-        if entry['valid_score'] is not None and _better(
-                entry['valid_score'], None if chosen is None else chosen['score'],
-                result.get('valid_score_bigger', True)):
-            chosen_index, chosen = index, {'score': entry['valid_score'], 'result': result}
+        # a trial that failed on the test users competes with its validation score: the test must not choose
+        validated = entry.get('failed_after_validation')
+        score, bigger = ((entry['valid_score'], result.get('valid_score_bigger', True)) if result is not None
+                         else (validated['valid_score'], validated['bigger']) if validated else (None, True))
+        if score is not None and _better(score, None if chosen is None else chosen['score'], bigger):
+            chosen_index, chosen = index, {'score': score, 'result': result, 'entry': entry}
     if chosen is None:
         errors = '; '.join(f"{t['params']}: {t.get('error', 'no validation score')}" for t in trials)
         raise RuntimeError(f"{task['run_id']}: every trial failed ({errors}). See {task['run_dir']}/console.log.")
+    if chosen['result'] is None:
+        raise FailedAfterValidation(
+            f"{task['run_id']}: trial {chosen['entry']['params']} is the best on validation ({chosen['score']:.4f}) "
+            f"but failed on the test users ({chosen['entry']['error']}); another trial is not reported in its "
+            f"place, since the test users would then have chosen it. See {task['run_dir']}/console.log.")
     result = chosen['result']
     record = {
         'scenario': task['scenario'], 'model': task['model'], 'seed': task['seed'],

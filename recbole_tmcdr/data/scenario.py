@@ -98,11 +98,32 @@ def file_sha256(path: str, use_cache: bool = True) -> str:
     return digest
 
 
+_PREPARATION_SHA = {}
+
+
+def preparation_code_sha() -> str:
+    """sha256 of the code that prepares a scenario (this package's sources: converters, cold split) and of the
+    versions of the libraries that read and shuffle its data: a split made by other code is never reused, even
+    when a change forgot to bump CONVERTER_VERSION / SPLIT_FORMAT_VERSION."""
+    if 'sha' not in _PREPARATION_SHA:
+        import importlib.metadata as metadata
+        from pathlib import Path
+        package = Path(__file__).resolve().parent
+        digest = hashlib.sha256()
+        for path in sorted(package.rglob('*.py')):
+            digest.update(path.relative_to(package).as_posix().encode() + b'\0' + path.read_bytes() + b'\0')
+        for library in ('numpy', 'pandas'):
+            digest.update(f'{library}=={metadata.version(library)}'.encode())
+        _PREPARATION_SHA['sha'] = digest.hexdigest()[:16]
+    return _PREPARATION_SHA['sha']
+
+
 def compute_cache_key(scenario: dict, raw_checksums: List[str], seed: int, cold_user_ratio: float,
                       cold_valid_fraction: float) -> str:
     payload = {
         'converter_version': CONVERTER_VERSION,
         'split_format_version': SPLIT_FORMAT_VERSION,
+        'code': preparation_code_sha(),
         'scenario': scenario,
         'raw_sha256': list(raw_checksums),
         'seed': int(seed),

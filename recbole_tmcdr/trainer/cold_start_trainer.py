@@ -26,6 +26,7 @@ from recbole_cdr.utils import train_mode2state
 from recbole_tmcdr.cache import TensorCache, atomic_torch_save, stable_key
 from recbole_tmcdr.config import default_cache_dir
 from recbole_tmcdr.metrics import RankCollector
+from recbole_tmcdr.data import file_sha256
 from recbole_tmcdr.data.triplets import TripletLoader
 from recbole_tmcdr.model.cold_start_recommender import WARM_USER_FIELD
 from recbole_tmcdr import progress
@@ -46,8 +47,8 @@ PRETRAIN_KEY_FIELDS = (
     'pretrain_stopping_tol', 'pretrain_stopping_step',                                              # stopping
 )
 # What the pre-training computes for given settings, beyond them: bumped when the same settings would train other
-# embeddings, so that a cache written by an earlier version is not reused. 2: tables sized to each domain
-# (DomainEmbedding), negatives drawn per epoch (TripletLoader).
+# embeddings. 2: tables sized to each domain (DomainEmbedding), negatives drawn per epoch (TripletLoader). The key
+# also holds the code's hash (benchmark.spec.code_sha), so that no other version's cache is reused unbumped.
 PRETRAIN_FORMAT = 2
 
 
@@ -220,7 +221,13 @@ class ColdStartTrainer(InferenceGridMixin, CrossDomainTrainer):
 
     def pretrain_key(self, phase, phase_idx, train_data):
         """Cache key of the base model that ``phase`` (the ``phase_idx``-th of ``train_epochs``) pre-trains."""
+        from recbole_tmcdr.benchmark.spec import code_sha, own_sources
         fields = {name: self.config[name] for name in PRETRAIN_KEY_FIELDS}
+        # the code that trains them: the plugin's, and a model or trainer of your own by its source (without a
+        # source file, as typed into an interpreter, a key of its own: never reused)
+        sources = own_sources([type(self.model), type(self)])
+        fields.update(code=code_sha(), own_code=[file_sha256(path, use_cache=False) for path in sources]
+                      if sources is not None else uuid.uuid4().hex)
         rows = train_data.source_dataset if phase == Phase.SOURCE else train_data.target_dataset
         model = self.model
         fields.update(format=PRETRAIN_FORMAT, phase=phase.value, phase_index=phase_idx, epochs=self.epochs,

@@ -194,9 +194,10 @@ class InferenceGridMixin:
                 set_random_state(trial.final_random_state)
                 try:
                     test_result = self.evaluate(test_data, load_best_model=False, show_progress=show_progress)
-                except Exception as error:  # noqa: BLE001 - as in validation: this setting fails, not the others
-                    self._reset_evaluation(test_data)
-                    outcome['error'] = f'{type(error).__name__}: {error}'
+                except Exception as error:  # noqa: BLE001 - this setting fails, not the others; with its validation
+                    self._reset_evaluation(test_data)  # score: a search fails the run should it have won there
+                    outcome.update(error=f'{type(error).__name__}: {error}',
+                                   failed_after_validation={'valid_score': trial.best_score})
                 else:
                     outcome.update(best_valid_score=trial.best_score, best_valid_result=trial.best_result,
                                    test_result=test_result, training=self.training_summary(trial))
