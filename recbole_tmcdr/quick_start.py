@@ -86,16 +86,19 @@ def kshot_on_validation(trainer, valid_data, ks=None):
 
 @contextlib.contextmanager
 def on_test_users(trainer, best_valid_score):
-    """Marks an error of the test users' evaluation with what validation scored (``error.after_validation``; per
-    setting of an inference grid too): a search then fails the run if that trial won on validation
-    (:mod:`recbole_tmcdr.benchmark.worker`), rather than choose another trial on what the test users did."""
+    """Marks an error of the test users' evaluation with what validation scored (``error.after_validation``; of
+    the chosen setting where an inference grid was validated): a search then fails the run if that trial won on
+    validation (:mod:`recbole_tmcdr.benchmark.worker`), rather than choose another trial on what the test users
+    did."""
     try:
         yield
     except Exception as error:
-        grid = [{'settings': dict(t.settings), 'valid_score': t.best_score}
-                for t in getattr(trainer, 'inference_trials', None) or []]
-        error.after_validation = {'valid_score': best_valid_score, 'bigger': trainer.config['valid_metric_bigger'],
-                                  'grid': grid}
+        # what was evaluated: the chosen setting of an inference grid (the others' own runs would test them alone)
+        chosen = getattr(trainer, 'chosen_inference_trial', None)
+        grid = [] if chosen is None else [{'settings': dict(chosen.settings), 'valid_score': chosen.best_score}]
+        with contextlib.suppress(Exception):  # an exception that takes no attribute stays a plain failure
+            error.after_validation = {'valid_score': best_valid_score,
+                                      'bigger': trainer.config['valid_metric_bigger'], 'grid': grid}
         raise
 
 

@@ -402,6 +402,25 @@ def test_runs_trained_together_fail_alone_when_their_own_setting_fails_on_the_te
         worker._record(tasks[1], entries['s/TMCDRAdapted_MF/seed0'], {}, 1.0, 'now')
 
 
+def test_a_failed_test_of_the_chosen_grid_setting_blames_that_setting_only(monkeypatch, tmp_path):
+    # the unit's own test evaluates the setting it chose (TMCDR_MF's); TMCDRAdapted_MF's was never tested
+    error = MemoryError('no room')
+    error.after_validation = {'valid_score': 0.40, 'bigger': True,
+                              'grid': [{'settings': {'meta_scoring': 'theta'}, 'valid_score': 0.40}]}
+
+    def failing(**kwargs):
+        raise error
+
+    monkeypatch.setattr('recbole_tmcdr.quick_start.run_recbole_cdr', failing)
+    tasks = [{'run_id': f's/{model}/seed0', 'model': model, 'seed': 0, 'trials': [{}], 'base_config': {},
+              'run_kwargs': {}, 'run_dir': str(tmp_path / model)} for model in ('TMCDR_MF', 'TMCDRAdapted_MF')]
+    members = [(tasks[0], 0, {'meta_scoring': 'theta'}), (tasks[1], 0, {'meta_scoring': 'adapted'})]
+    unit, _ = worker._run_unit(tasks[0], members, {}, ['meta_scoring'], None)
+    assert [validated for _, _, validated in unit] == [{'valid_score': 0.40, 'bigger': True},
+                                                       {'valid_score': None, 'bigger': True}]
+    assert 'failed_after_validation' not in worker._trial_entry(tasks[1], 0, *unit[1][:2], 1.0, members, unit[1][2])
+
+
 @pytest.mark.parametrize('when', ['before', 'during'])
 def test_a_run_fails_when_the_code_changed_since_it_was_planned(tmp_path, monkeypatch, when):
     from recbole_tmcdr.benchmark import spec as spec_mod
@@ -502,6 +521,21 @@ def test_editing_a_file_a_setting_names_makes_its_runs_stale(tiny_scenario, tmp_
     before = planned_hash()
     assert planned_hash() == before
     genres.write_text('item,genres\n1,b\n')  # same path, another content
+    assert planned_hash() != before
+
+
+def test_a_scenario_block_set_by_an_override_has_its_raw_data_hashed(tiny_scenario, tmp_path):
+    import yaml
+    other = tmp_path / 'other'
+    other.mkdir()
+    from synthetic import write_generic_scenario
+    block = yaml.safe_load(write_generic_scenario(other).read_text())['scenario']
+    spec = BenchmarkSpec(scenarios=[str(tiny_scenario)], models=['TargetPop'], seeds=[0], out=str(tmp_path),
+                         lr_search=False, overrides={'scenario': block}).validate()
+    planned_hash = lambda: runner.plan(spec, str(tmp_path), str(tmp_path / 'cache'))[0]['config_hash']  # noqa: E731
+    before = planned_hash()
+    with open(other / 'target.csv', 'a') as f:  # the data the runs read, not the scenario file's own
+        f.write('u_new,i_new\n')
     assert planned_hash() != before
 
 

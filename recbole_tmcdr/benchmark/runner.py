@@ -91,7 +91,7 @@ def plan(spec, out_dir, cache_dir):
             trials = grid(space) or [{}]
             defaults = {k: resolved_value(model, k, settings) for k in full_space if k not in space}
             valid_metric = str(resolved_value(model, 'valid_metric', settings, 'NDCG@10')).lower()
-            inputs = run_inputs(scenario, model, base_config['raw_data_path'])
+            inputs = run_inputs(scenario, model, base_config['raw_data_path'], settings.get('scenario'))
             named_files = named_file_contents(settings)  # the files the scenario, config files and overrides name
             if named_files:
                 inputs['named_files'] = named_files

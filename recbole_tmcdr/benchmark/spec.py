@@ -42,8 +42,9 @@ from recbole_tmcdr.config import SafeConfigLoader
 HASH_VERSION = 2
 # Keys that change where things are written or how much is printed, never a result: not in config_hash.
 NON_RESULT_KEYS = frozenset({'cache_dir', 'show_progress', 'state', 'checkpoint_dir', 'log_wandb', 'gpu_id',
-                             'store_trained_models',
-                             'raw_data_path'})  # where the data lie: their contents are hashed (run_inputs)
+                             'store_trained_models'})
+# Where the raw data lie: config_hash holds their contents instead (run_inputs), so moving them keeps the results.
+LOCATION_KEYS = frozenset({'raw_data_path'})
 # Keys the benchmark itself sets for every run.
 RESERVED_KEYS = frozenset({'seed', 'model', 'dataset'})
 
@@ -283,7 +284,7 @@ def config_hash(scenario, model, overrides, config_files_sha, trials, kshot, inp
         'version': HASH_VERSION,
         'scenario': scenario.content_sha,
         'model': model,
-        'overrides': {k: v for k, v in sorted(overrides.items()) if k not in NON_RESULT_KEYS},
+        'overrides': {k: v for k, v in sorted(overrides.items()) if k not in NON_RESULT_KEYS | LOCATION_KEYS},
         'config_files': list(config_files_sha),
         'trials': trials,
         'kshot': list(kshot) if kshot else None,
@@ -293,12 +294,14 @@ def config_hash(scenario, model, overrides, config_files_sha, trials, kshot, inp
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def raw_data_sha(scenario, raw_data_path):
+def raw_data_sha(scenario, raw_data_path, block=None):
     """sha256 of every raw file the scenario reads from ``raw_data_path`` (the run's, after the scenario file's
-    own value; the converter's list of files; memoised per file)."""
+    own value; the converter's list of files; memoised per file). ``block``: the ``scenario:`` block the run uses
+    when a config file or an override replaces the scenario file's own."""
     from recbole_tmcdr.data import ScenarioDataError, file_sha256, scenario_raw_files
-    content = load_yaml(Path(scenario.path())) or {}
-    block = content.get('scenario') if isinstance(content, dict) else None
+    if block is None:
+        content = load_yaml(Path(scenario.path())) or {}
+        block = content.get('scenario') if isinstance(content, dict) else None
     if not block:
         return []
     try:
@@ -395,10 +398,11 @@ def named_file_contents(settings):
     return {key: value for key, value in named.items() if value != settings[key]}
 
 
-def run_inputs(scenario, model, raw_data_path):
+def run_inputs(scenario, model, raw_data_path, block=None):
     """Contents a finished run depends on beyond the spec: the model's YAML layers (the plugin's overall.yaml
-    and the model's files), the raw data and the code (with the source of a model of your own)."""
-    inputs = {**code_and_yaml_sha(model), 'raw_data': raw_data_sha(scenario, raw_data_path)}
+    and the model's files), the raw data (of the ``scenario:`` block the run uses: :func:`raw_data_sha`) and the
+    code (with the source of a model of your own)."""
+    inputs = {**code_and_yaml_sha(model), 'raw_data': raw_data_sha(scenario, raw_data_path, block)}
     if own_model_sources(model) is None:  # code without a file: a finished run of it can never be shown current
         inputs['user_code'] = [f'no source file, never reused ({uuid.uuid4().hex})']
     return inputs

@@ -11,6 +11,7 @@ outcome: ``record`` (``record``) or ``error`` (``error``, ``traceback``).
 
 import contextlib
 import logging
+import math
 import os
 import platform
 import sys
@@ -149,7 +150,7 @@ def _trial_entry(task, index, result, error, seconds, members, validated=None):
     if result is None:
         entry.update(valid_score=None, error=error)
         score = validated and validated['valid_score']
-        if score is not None and score == score:  # it failed on the test users, once validated (not NaN)
+        if score is not None and math.isfinite(score):  # it failed on the test users, once validated
             entry['failed_after_validation'] = validated
     else:
         score = result['best_valid_score']
