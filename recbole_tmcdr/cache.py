@@ -60,6 +60,26 @@ def state_checksum(value):
     return digest.hexdigest()
 
 
+def sources_sha(root, libraries, keep=lambda relative: True):
+    """16 hex digits of a sha256 over the ``*.py`` files under ``root`` that ``keep`` accepts (by their path
+    relative to ``root``, which is hashed with each) and over the installed versions of ``libraries``: the code
+    that made a cached or recorded result."""
+    import importlib.metadata as metadata
+    from pathlib import Path
+    root = Path(root)
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob('*.py')):
+        relative = path.relative_to(root).as_posix()
+        if path.is_file() and keep(relative):  # is_file: not an editor's lock file (.#module.py, a dangling link)
+            digest.update(relative.encode() + b'\0' + path.read_bytes() + b'\0')
+    for library in libraries:
+        try:
+            digest.update(f'{library}=={metadata.version(library)}'.encode())
+        except metadata.PackageNotFoundError:
+            pass
+    return digest.hexdigest()[:16]
+
+
 def stable_key(fields):
     payload = json.dumps({'version': CACHE_FORMAT_VERSION, **fields}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()

@@ -7,7 +7,7 @@ result, in ``<cache_dir>/trained/<model>-<key>.pt``;
 a candidate back instead of training it (``router_reuse_trained``). The key (:func:`trained_model_key`) holds what
 determines the trained model: the model, its resolved config without :data:`NOT_TRAINING_KEYS` (with the content of
 every file a setting names, e.g. ContentGenre's content file), the training code
-(:func:`~recbole_tmcdr.benchmark.spec.code_sha`, and the files of a model's or trainer's own classes; not the helper
+(:func:`~recbole_tmcdr.benchmark.inputs.code_sha`, and the files of a model's or trainer's own classes; not the helper
 modules these import) and the rows it trained and validated on, with their id space. Files are written atomically,
 carry a checksum and hold tensors and plain values only (:mod:`recbole_tmcdr.cache`); a missing, corrupt or
 malformed file is a logged miss, a failed write a warning.
@@ -67,7 +67,7 @@ def trained_model_path(run):
     """Where the model that ``run`` (a :class:`recbole_tmcdr.quick_start.Run`) trains is stored, computed BEFORE it
     trains (a loader may reorder the rows it fingerprints); None for a router (never a candidate, so nothing would
     read it) and when its code cannot be keyed (logged)."""
-    from recbole_tmcdr.benchmark.spec import code_sha, own_sources
+    from recbole_tmcdr.benchmark.inputs import code_sha, own_sources
     from recbole_tmcdr.model.k_router import KRouter
     if isinstance(run.model, KRouter):
         return None

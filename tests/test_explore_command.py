@@ -132,17 +132,17 @@ def test_cold_test_users_target_rows_reach_no_model(tiny_scenario):
 
 def test_the_exploration_code_is_not_part_of_the_training_code_hash(monkeypatch, tmp_path):
     """Editing the simulation keeps the benchmark's finished runs and the cached checkpoints."""
-    from recbole_tmcdr.benchmark import spec
+    from recbole_tmcdr.benchmark import inputs
     package = tmp_path / 'pkg'
     (package / 'explore').mkdir(parents=True)
     (package / 'model.py').write_text('a = 1\n')
     (package / 'explore' / 'policies.py').write_text('b = 1\n')
     monkeypatch.setattr('recbole_tmcdr.config.PACKAGE_DIR', package)
-    monkeypatch.setattr(spec, '_CODE_SHA', {})
-    before = spec.code_sha()
+    monkeypatch.setattr(inputs, '_CODE_SHA', {})
+    before = inputs.code_sha()
     (package / 'explore' / 'policies.py').write_text('b = 2\n')
-    spec._CODE_SHA.clear()
-    assert spec.code_sha() == before
+    inputs._CODE_SHA.clear()
+    assert inputs.code_sha() == before
     (package / 'model.py').write_text('a = 2\n')
-    spec._CODE_SHA.clear()
-    assert spec.code_sha() != before
+    inputs._CODE_SHA.clear()
+    assert inputs.code_sha() != before

@@ -15,7 +15,8 @@ from recbole_tmcdr.__main__ import main as cli_main
 from recbole_tmcdr.benchmark import results as results_io
 from recbole_tmcdr.benchmark.__main__ import main as benchmark_main
 from recbole_tmcdr.benchmark.search_space import model_search_space
-from recbole_tmcdr.benchmark.spec import BenchmarkSpec, SpecError, resolve_scenario, run_inputs
+from recbole_tmcdr.benchmark.inputs import run_inputs
+from recbole_tmcdr.benchmark.spec import BenchmarkSpec, SpecError, resolve_scenario
 from recbole_tmcdr.quick_start import build_config
 from recbole_tmcdr.registry import ENTRY_POINT_GROUP, MODELS, RegistryError, import_modules, register_model
 from recbole_tmcdr.validation import ConfigError, Rule

@@ -109,9 +109,9 @@ def test_the_same_settings_give_the_same_key(tiny_scenario):
 
 def test_other_code_gives_another_key(tiny_scenario, monkeypatch):
     # a worktree of another commit sharing the cache must not reuse embeddings its code did not train
-    from recbole_tmcdr.benchmark import spec
+    from recbole_tmcdr.benchmark import inputs
     base = pretrain_keys(tiny_scenario)
-    monkeypatch.setitem(spec._CODE_SHA, 'sha', 'another-version')
+    monkeypatch.setitem(inputs._CODE_SHA, 'sha', 'another-version')
     changed = pretrain_keys(tiny_scenario)
     assert all(base[phase] != changed[phase] for phase in base)
 

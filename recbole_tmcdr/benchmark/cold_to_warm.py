@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from recbole_tmcdr.benchmark.aggregate import routers  # noqa: F401  (also this module's: figures, tests)
+from recbole_tmcdr.benchmark.aggregate import routers
 from recbole_tmcdr.benchmark.sections import markdown_table
 from recbole_tmcdr.benchmark.stats import ALPHA, MIN_PAIRS, PairedTest, adjust_family, fmt_p, paired_test
 

@@ -95,7 +95,7 @@ def plot_kshot(agg, path, metrics=KSHOT_METRICS):
     runs carry ``routing``, e.g. KRouter) is a broad translucent black line under the others (the line it runs along
     is the method it serves); target-only models dashed. K on
     a symmetric log axis (0, 1, 3, ... 20 spread evenly enough to read). 1000 px wide."""
-    from recbole_tmcdr.benchmark.cold_to_warm import routers
+    from recbole_tmcdr.benchmark.aggregate import routers
     plt = _pyplot()
     scenarios = [s for s in agg.scenarios if any(pair[0] == s for pair in agg.kshot)]
     if not scenarios or plt is None:

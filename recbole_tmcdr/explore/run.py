@@ -37,14 +37,14 @@ def explore_code_sha():
 
 def result_settings(settings):
     """The settings a (scenario, seed) result depends on (not the report's, nor the models' logging)."""
-    from recbole_tmcdr.benchmark.spec import NON_RESULT_KEYS
+    from recbole_tmcdr.benchmark.inputs import NON_RESULT_KEYS
     kept = {k: v for k, v in sorted(settings.items()) if k not in REPORT_ONLY_SETTINGS}
     kept['model_settings'] = {k: v for k, v in sorted(kept['model_settings'].items()) if k not in NON_RESULT_KEYS}
     return kept
 
 
 def inputs_hash(scenario, seed, settings):
-    from recbole_tmcdr.benchmark.spec import code_sha
+    from recbole_tmcdr.benchmark.inputs import code_sha
     payload = {'format': RESULT_FORMAT, 'scenario': scenario.content_sha, 'seed': seed,
                'settings': result_settings(settings),
                'explore_code': explore_code_sha(), 'plugin_code': code_sha()}

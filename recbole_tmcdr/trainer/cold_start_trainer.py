@@ -48,7 +48,7 @@ PRETRAIN_KEY_FIELDS = (
 )
 # What the pre-training computes for given settings, beyond them: bumped when the same settings would train other
 # embeddings. 2: tables sized to each domain (DomainEmbedding), negatives drawn per epoch (TripletLoader). The key
-# also holds the code's hash (benchmark.spec.code_sha), so that no other version's cache is reused unbumped.
+# also holds the code's hash (benchmark.inputs.code_sha), so that no other version's cache is reused unbumped.
 PRETRAIN_FORMAT = 2
 
 
@@ -221,7 +221,7 @@ class ColdStartTrainer(InferenceGridMixin, CrossDomainTrainer):
 
     def pretrain_key(self, phase, phase_idx, train_data):
         """Cache key of the base model that ``phase`` (the ``phase_idx``-th of ``train_epochs``) pre-trains."""
-        from recbole_tmcdr.benchmark.spec import code_sha, own_sources
+        from recbole_tmcdr.benchmark.inputs import code_sha, own_sources
         fields = {name: self.config[name] for name in PRETRAIN_KEY_FIELDS}
         # the code that trains them: the plugin's, and a model or trainer of your own by its source (without a
         # source file, as typed into an interpreter, a key of its own: never reused)
